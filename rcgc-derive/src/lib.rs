@@ -1,0 +1,952 @@
+//! `#[derive(Trace)]` for [`rcgc`](https://docs.rs/rcgc).
+//!
+//! Use it through the re-export in `rcgc` (the derive has the same name as the
+//! trait, like serde's `Serialize`):
+//!
+//! ```ignore
+//! use rcgc::{Gc, Trace};
+//! use std::cell::RefCell;
+//!
+//! #[derive(Trace)]
+//! struct Node {
+//!     name: String,
+//!     children: RefCell<Vec<Gc<Node>>>,
+//!     #[trace(skip)] // holds no `Gc`, and `std::fs::File` does not implement `Trace`
+//!     log: Option<std::fs::File>,
+//! }
+//!
+//! #[derive(Trace)]
+//! enum Value<T> {
+//!     Nil,
+//!     Leaf(T),
+//!     Pair { car: Gc<Value<T>>, cdr: Gc<Value<T>> },
+//! }
+//! ```
+//!
+//! # What is generated
+//!
+//! ```ignore
+//! #[automatically_derived]
+//! unsafe impl<T> ::rcgc::Trace for Value<T>
+//! where
+//!     T: ::rcgc::Trace,
+//! {
+//!     const MAY_CONTAIN_GC: bool = true;
+//!     fn trace(&self, tracer: &mut ::rcgc::Tracer<'_>) {
+//!         match self {
+//!             Self::Nil { .. } => {}
+//!             Self::Leaf { 0: f0 } => ::rcgc::Trace::trace(f0, tracer),
+//!             Self::Pair { car: f0, cdr: f1 } => { /* trace f0, then f1 */ }
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! * Named structs, tuple structs, unit structs and enums are supported. Every
+//!   field that is not `#[trace(skip)]` is traced (for an enum: every field of
+//!   the active variant). Unions are rejected (the active field is unknown),
+//!   and so are `#[repr(packed)]` types (their fields cannot be borrowed).
+//! * Every type parameter that appears in a traced field gets a
+//!   `T: ::rcgc::Trace` bound, serde-style. Parameters that appear only in
+//!   `#[trace(skip)]` fields or inside `PhantomData<...>` (which is `Trace`
+//!   for every `T`) get none. A traced field whose type projects out of a
+//!   type parameter (`Option<T::Item>`, `<T as Tr>::Out`) gets a
+//!   `FieldType: ::rcgc::Trace` bound instead. Existing where clauses,
+//!   lifetimes and const generics are kept as they are.
+//!
+//! # Attributes
+//!
+//! * `#[trace(skip)]` on a field: the field is neither traced nor consulted
+//!   for `MAY_CONTAIN_GC`, and its type need not implement `Trace`. Use it for
+//!   fields that cannot hold a `Gc` (foreign types without a `Trace` impl,
+//!   file handles, raw pointers, …). Skipping a field that *does* own a `Gc`
+//!   is memory-safe but may leak: a cycle through that field is never
+//!   collected.
+//! * `#[trace(tracked)]` on the struct or enum: `MAY_CONTAIN_GC` is `true`
+//!   without consulting the fields. See below for when it is needed.
+//!
+//! Any other `#[trace(...)]` argument is a compile error.
+//!
+//! # How `MAY_CONTAIN_GC` is computed
+//!
+//! `MAY_CONTAIN_GC` tells the collector whether objects of the type can be
+//! part of a cycle at all; `false` means they are never tracked (like CPython's
+//! atomic types). The derive ORs the `MAY_CONTAIN_GC` of the types of all
+//! traced fields of all variants (`false` if there are none), except:
+//!
+//! * A field whose type mentions `Gc` anywhere in its path (`Gc<Self>`,
+//!   `Option<Gc<Node>>`, `RefCell<Vec<rcgc::Gc<T>>>`, …) contributes a literal
+//!   `true`: a `Gc` handle always may.
+//! * Otherwise, a field whose type mentions `Self` or the type's own name with
+//!   its own generic parameters (`Box<Self>`, `Vec<Node>`,
+//!   `Option<Box<Node<T>>>` inside `struct Node<T>`) is left out of the OR. It
+//!   is still traced. Asking the compiler for
+//!   `<Box<Self> as Trace>::MAY_CONTAIN_GC` would be a cycle in constant
+//!   evaluation (a compile error), and the answer we want is the least fixed
+//!   point anyway: a self-recursive type can reach a `Gc` only through its
+//!   other fields, so those alone decide. For example
+//!   `struct List { head: i32, tail: Option<Box<List>> }` gets `false` and
+//!   `struct List<T> { head: T, tail: Option<Box<List<T>>> }` gets
+//!   `T::MAY_CONTAIN_GC`.
+//! * A field that mentions the type's own name with *different* generic
+//!   arguments (polymorphic recursion, e.g. `Box<Node<Vec<T>>>` inside
+//!   `Node<T>`) contributes a literal `true`, since the other fields of the
+//!   type at those arguments are not known to the derive.
+//!
+//! The check is syntactic, so it cannot see through type aliases or detect
+//! *mutual* recursion: if `A` holds a `Box<B>` and `B` holds a `Box<A>`,
+//! compilation fails with `error[E0391]: cycle detected when ...` followed
+//! by a chain of `MAY_CONTAIN_GC` constants. Put `#[trace(tracked)]` on one
+//! of the types to break the cycle:
+//!
+//! ```ignore
+//! #[derive(Trace)]
+//! #[trace(tracked)]
+//! struct A { b: Option<Box<B>> }
+//!
+//! #[derive(Trace)]
+//! struct B { a: Option<Box<A>> } // MAY_CONTAIN_GC = A's = true
+//! ```
+//!
+//! Reporting `true` for a type that never holds a `Gc` only costs the
+//! collector some work; it is never unsafe.
+//!
+//! # Paths
+//!
+//! The generated code names the crate as `::rcgc`, so `rcgc` must be a direct
+//! dependency under that name.
+
+#![deny(missing_docs)]
+
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, ToTokens};
+use syn::punctuated::Punctuated;
+use syn::{
+    parse_quote, Attribute, Data, DeriveInput, Error, Fields, GenericParam, Generics, Member, Meta, Result, Token,
+    Type, WherePredicate,
+};
+
+/// Derives `rcgc::Trace`. See the [crate documentation](crate) for the
+/// generated code and the `#[trace(skip)]` / `#[trace(tracked)]` attributes.
+#[proc_macro_derive(Trace, attributes(trace))]
+pub fn derive_trace(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let input = syn::parse_macro_input!(input as DeriveInput);
+    expand(input).into()
+}
+
+/// Expands a `#[derive(Trace)]` input into the impl, or into `compile_error!`
+/// invocations if the input is rejected.
+fn expand(input: DeriveInput) -> TokenStream {
+    match try_expand(&input) {
+        Ok(tokens) => tokens,
+        Err(err) => err.to_compile_error(),
+    }
+}
+
+/// Attribute arguments accepted on the struct or enum.
+const CONTAINER_ARGS: &str = "`tracked`";
+/// Attribute arguments accepted on a field.
+const FIELD_ARGS: &str = "`skip`";
+
+/// One field to trace.
+struct TracedField<'a> {
+    member: Member,
+    binding: Ident,
+    ty: &'a Type,
+}
+
+/// A struct, or one variant of an enum.
+struct Shape<'a> {
+    /// `Self` or `Self::Variant`.
+    path: TokenStream,
+    traced: Vec<TracedField<'a>>,
+    /// Whether some fields are skipped (the pattern then needs `..`).
+    has_skipped: bool,
+}
+
+/// One operand of the `MAY_CONTAIN_GC` disjunction.
+enum Term<'a> {
+    /// The field makes the type trackable regardless of the rest.
+    True,
+    /// `<Ty as ::rcgc::Trace>::MAY_CONTAIN_GC`.
+    Ty(&'a Type),
+}
+
+/// How a field type refers to the type being derived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SelfRef {
+    /// Not at all.
+    None,
+    /// As `Self`, or by name with exactly the type's own generic parameters.
+    Exact,
+    /// By name with other generic arguments (polymorphic recursion), or in a
+    /// way the derive cannot match against the type's parameters.
+    Other,
+}
+
+fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
+    let mut errors = ErrorSink::default();
+
+    let tracked = errors.collect(parse_container_attrs(&input.attrs));
+    if is_packed(&input.attrs) {
+        errors.push(Error::new_spanned(
+            &input.ident,
+            "#[derive(Trace)] does not support #[repr(packed)] types: their fields cannot be borrowed",
+        ));
+    }
+
+    let shapes: Vec<Shape<'_>> = match &input.data {
+        Data::Struct(data) => {
+            let shape = errors.collect(shape(quote!(Self), &data.fields));
+            shape.into_iter().collect()
+        }
+        Data::Enum(data) => {
+            let mut shapes = Vec::new();
+            for variant in &data.variants {
+                for attr in trace_attrs(&variant.attrs) {
+                    errors.push(Error::new_spanned(
+                        attr,
+                        "#[trace(...)] is not accepted on enum variants: put #[trace(skip)] on fields, or #[trace(tracked)] on the enum",
+                    ));
+                }
+                let ident = &variant.ident;
+                if let Some(shape) = errors.collect(shape(quote!(Self::#ident), &variant.fields)) {
+                    shapes.push(shape);
+                }
+            }
+            shapes
+        }
+        Data::Union(data) => {
+            let union_token = &data.union_token;
+            let ident = &input.ident;
+            errors.push(Error::new_spanned(
+                quote!(#union_token #ident),
+                "#[derive(Trace)] does not support unions: the active field is unknown",
+            ));
+            Vec::new()
+        }
+    };
+    errors.finish()?;
+    let tracked = tracked.unwrap_or(false);
+
+    let ident = &input.ident;
+    let self_args = own_generic_args(&input.generics);
+
+    // MAY_CONTAIN_GC
+    let mut terms = Vec::new();
+    for field in shapes.iter().flat_map(|s| &s.traced) {
+        if mentions_ident(field.ty, "Gc") {
+            terms.push(Term::True);
+            continue;
+        }
+        match self_reference(field.ty, ident, &self_args) {
+            SelfRef::None => terms.push(Term::Ty(field.ty)),
+            SelfRef::Exact => {}
+            SelfRef::Other => terms.push(Term::True),
+        }
+    }
+    let may_contain_gc = if tracked || terms.iter().any(|t| matches!(t, Term::True)) {
+        quote!(true)
+    } else {
+        let mut seen = Vec::new();
+        let mut operands = Vec::new();
+        for term in &terms {
+            if let Term::Ty(ty) = term {
+                let key = normalized(ty.to_token_stream());
+                if !seen.contains(&key) {
+                    seen.push(key);
+                    operands.push(quote!(<#ty as ::rcgc::Trace>::MAY_CONTAIN_GC));
+                }
+            }
+        }
+        if operands.is_empty() {
+            quote!(false)
+        } else {
+            quote!(#(#operands)||*)
+        }
+    };
+
+    // Bounds
+    let generics = add_bounds(&input.generics, &shapes, ident, &self_args);
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+
+    // trace()
+    let any_traced = shapes.iter().any(|s| !s.traced.is_empty());
+    let tracer = Ident::new(if any_traced { "tracer" } else { "_tracer" }, Span::mixed_site());
+    let body = if !any_traced {
+        quote!()
+    } else if let (Data::Struct(_), [shape]) = (&input.data, shapes.as_slice()) {
+        let pattern = shape.pattern();
+        let calls = shape.calls(&tracer);
+        quote! {
+            let #pattern = self;
+            #(#calls)*
+        }
+    } else {
+        let arms = shapes.iter().map(|shape| {
+            let pattern = shape.pattern();
+            let calls = shape.calls(&tracer);
+            quote!(#pattern => { #(#calls)* })
+        });
+        quote! {
+            match self {
+                #(#arms)*
+            }
+        }
+    };
+
+    Ok(quote! {
+        #[automatically_derived]
+        unsafe impl #impl_generics ::rcgc::Trace for #ident #ty_generics #where_clause {
+            const MAY_CONTAIN_GC: bool = #may_contain_gc;
+
+            #[inline]
+            fn trace(&self, #tracer: &mut ::rcgc::Tracer<'_>) {
+                #body
+            }
+        }
+    })
+}
+
+impl Shape<'_> {
+    /// `Self { a: f0, 1: f1, .. }`.
+    fn pattern(&self) -> TokenStream {
+        let path = &self.path;
+        let members = self.traced.iter().map(|f| &f.member);
+        let bindings = self.traced.iter().map(|f| &f.binding);
+        let rest = if self.has_skipped || self.traced.is_empty() {
+            quote!(..)
+        } else {
+            quote!()
+        };
+        quote!(#path { #(#members: #bindings,)* #rest })
+    }
+
+    /// `::rcgc::Trace::trace(f0, tracer);` for every traced field.
+    fn calls<'a>(&'a self, tracer: &'a Ident) -> impl Iterator<Item = TokenStream> + 'a {
+        self.traced.iter().map(move |f| {
+            let binding = &f.binding;
+            quote!(::rcgc::Trace::trace(#binding, #tracer);)
+        })
+    }
+}
+
+fn shape(path: TokenStream, fields: &Fields) -> Result<Shape<'_>> {
+    let mut errors = ErrorSink::default();
+    let mut traced = Vec::new();
+    let mut has_skipped = false;
+    for (index, (field, member)) in fields.iter().zip(fields.members()).enumerate() {
+        match errors.collect(parse_field_attrs(&field.attrs)) {
+            Some(true) => has_skipped = true,
+            Some(false) => traced.push(TracedField {
+                member,
+                binding: format_ident!("__rcgc_field_{}", index, span = Span::mixed_site()),
+                ty: &field.ty,
+            }),
+            None => {}
+        }
+    }
+    errors.finish()?;
+    Ok(Shape {
+        path,
+        traced,
+        has_skipped,
+    })
+}
+
+/// Collects several errors so that all of them are reported at once.
+#[derive(Default)]
+struct ErrorSink(Option<Error>);
+
+impl ErrorSink {
+    fn push(&mut self, err: Error) {
+        match &mut self.0 {
+            Some(existing) => existing.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    fn collect<T>(&mut self, result: Result<T>) -> Option<T> {
+        result.map_err(|err| self.push(err)).ok()
+    }
+
+    fn finish(self) -> Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn trace_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|attr| attr.path().is_ident("trace"))
+}
+
+/// Returns whether `#[trace(tracked)]` is present.
+fn parse_container_attrs(attrs: &[Attribute]) -> Result<bool> {
+    let mut tracked = false;
+    let mut errors = ErrorSink::default();
+    for attr in trace_attrs(attrs) {
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("tracked") {
+                tracked = true;
+                Ok(())
+            } else if meta.path.is_ident("skip") {
+                Err(meta.error(format!(
+                    "`skip` is a field attribute; accepted on the struct or enum: {CONTAINER_ARGS}"
+                )))
+            } else {
+                Err(meta.error(format!(
+                    "unknown #[trace] argument `{}`; accepted on the struct or enum: {CONTAINER_ARGS}",
+                    path_string(&meta.path)
+                )))
+            }
+        });
+        errors.collect(result);
+    }
+    errors.finish()?;
+    Ok(tracked)
+}
+
+/// Returns whether `#[trace(skip)]` is present.
+fn parse_field_attrs(attrs: &[Attribute]) -> Result<bool> {
+    let mut skip = false;
+    let mut errors = ErrorSink::default();
+    for attr in trace_attrs(attrs) {
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("skip") {
+                skip = true;
+                Ok(())
+            } else if meta.path.is_ident("tracked") {
+                Err(meta.error(format!(
+                    "`tracked` goes on the struct or enum, not on a field; accepted on a field: {FIELD_ARGS}"
+                )))
+            } else {
+                Err(meta.error(format!(
+                    "unknown #[trace] argument `{}`; accepted on a field: {FIELD_ARGS}",
+                    path_string(&meta.path)
+                )))
+            }
+        });
+        errors.collect(result);
+    }
+    errors.finish()?;
+    Ok(skip)
+}
+
+fn path_string(path: &syn::Path) -> String {
+    normalized(path.to_token_stream())
+}
+
+fn is_packed(attrs: &[Attribute]) -> bool {
+    attrs.iter().any(|attr| {
+        attr.path().is_ident("repr")
+            && matches!(&attr.meta, Meta::List(list)
+                if list.tokens.clone().into_iter().any(|tt| matches!(tt, TokenTree::Ident(i) if i == "packed")))
+    })
+}
+
+/// The type's own generic arguments as written in `Ty<'a, T, N>`, normalized
+/// (see [`normalized`]): `'a,T,N`.
+fn own_generic_args(generics: &Generics) -> String {
+    let args: Vec<String> = generics
+        .params
+        .iter()
+        .map(|param| match param {
+            GenericParam::Lifetime(p) => normalized(p.lifetime.to_token_stream()),
+            GenericParam::Type(p) => p.ident.to_string(),
+            GenericParam::Const(p) => p.ident.to_string(),
+        })
+        .collect();
+    args.join(",")
+}
+
+/// Token text without whitespace, for comparing token sequences.
+fn normalized(tokens: TokenStream) -> String {
+    let mut out = String::new();
+    for tt in tokens {
+        out.extend(tt.to_string().chars().filter(|c| !c.is_whitespace()));
+    }
+    out
+}
+
+/// Whether `ty` contains the identifier `name` anywhere (including inside
+/// macro invocations and array lengths).
+fn mentions_ident(ty: &Type, name: &str) -> bool {
+    fn walk(tokens: TokenStream, name: &str) -> bool {
+        tokens.into_iter().any(|tt| match tt {
+            TokenTree::Group(g) => walk(g.stream(), name),
+            TokenTree::Ident(i) => i == name,
+            _ => false,
+        })
+    }
+    walk(ty.to_token_stream(), name)
+}
+
+fn is_punct(tt: Option<&TokenTree>, ch: char) -> bool {
+    matches!(tt, Some(TokenTree::Punct(p)) if p.as_char() == ch)
+}
+
+/// If `rest` starts with generic arguments (`<...>` or `::<...>`), returns
+/// them (without the angle brackets) and the number of tokens they span.
+fn generic_args(rest: &[TokenTree]) -> Option<(TokenStream, usize)> {
+    let mut start = 0;
+    if is_punct(rest.first(), ':') && is_punct(rest.get(1), ':') && is_punct(rest.get(2), '<') {
+        start = 2;
+    }
+    if !is_punct(rest.get(start), '<') {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (i, tt) in rest.iter().enumerate().skip(start) {
+        if let TokenTree::Punct(p) = tt {
+            match p.as_char() {
+                '<' => depth += 1,
+                // `->` inside the arguments (`fn() -> u8`) does not close them.
+                '>' if !(i > 0 && is_punct(rest.get(i - 1), '-')) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        let args = rest[start + 1..i].iter().cloned().collect();
+                        return Some((args, i + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// How `ty` mentions the type being derived (named `name`, whose own
+/// generic arguments are `self_args`).
+fn self_reference(ty: &Type, name: &Ident, self_args: &str) -> SelfRef {
+    fn walk(tokens: TokenStream, name: &Ident, self_args: &str, found: &mut SelfRef) {
+        let tts: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, tt) in tts.iter().enumerate() {
+            match tt {
+                TokenTree::Group(g) => walk(g.stream(), name, self_args, found),
+                TokenTree::Ident(id) if id == "Self" => *found = (*found).max(SelfRef::Exact),
+                TokenTree::Ident(id) if id == name => {
+                    let args = generic_args(&tts[i + 1..]).map_or_else(String::new, |(args, _)| {
+                        let mut args = normalized(args);
+                        if args.ends_with(',') {
+                            args.pop();
+                        }
+                        args
+                    });
+                    let kind = if args == self_args {
+                        SelfRef::Exact
+                    } else {
+                        SelfRef::Other
+                    };
+                    *found = (*found).max(kind);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut found = SelfRef::None;
+    walk(ty.to_token_stream(), name, self_args, &mut found);
+    found
+}
+
+/// How the type parameters occur in a field type.
+struct ParamUses {
+    /// `direct[k]`: `params[k]` occurs other than as the base of a projection
+    /// (ignoring the arguments of `PhantomData<...>`, which is `Trace` whatever
+    /// they are).
+    direct: Vec<bool>,
+    /// `projected[k]`: `params[k]` is projected from (`T::Assoc`,
+    /// `<T as Tr>::Assoc`).
+    projected: Vec<bool>,
+}
+
+fn param_uses(ty: &Type, params: &[&Ident]) -> ParamUses {
+    fn walk(tokens: TokenStream, params: &[&Ident], uses: &mut ParamUses) {
+        let tts: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut i = 0;
+        while i < tts.len() {
+            match &tts[i] {
+                TokenTree::Group(g) => walk(g.stream(), params, uses),
+                TokenTree::Ident(id) if id == "PhantomData" => {
+                    if let Some((_, len)) = generic_args(&tts[i + 1..]) {
+                        i += len;
+                    }
+                }
+                TokenTree::Ident(id) => {
+                    if let Some(k) = params.iter().position(|p| *p == id) {
+                        let next = tts.get(i + 1);
+                        let is_path = is_punct(next, ':') && is_punct(tts.get(i + 2), ':');
+                        let is_qself = matches!(next, Some(TokenTree::Ident(n)) if n == "as");
+                        if is_path || is_qself {
+                            uses.projected[k] = true;
+                        } else {
+                            uses.direct[k] = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    let mut uses = ParamUses {
+        direct: vec![false; params.len()],
+        projected: vec![false; params.len()],
+    };
+    walk(ty.to_token_stream(), params, &mut uses);
+    uses
+}
+
+/// Adds `T: ::rcgc::Trace` for every type parameter that a traced field uses
+/// directly, and `FieldTy: ::rcgc::Trace` for traced fields that project out
+/// of a type parameter (like serde).
+fn add_bounds(generics: &Generics, shapes: &[Shape<'_>], name: &Ident, self_args: &str) -> Generics {
+    let mut generics = generics.clone();
+    let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
+    let mut bounded = vec![false; params.len()];
+    let mut predicates: Punctuated<WherePredicate, Token![,]> = Punctuated::new();
+    let mut projections: Vec<String> = Vec::new();
+    for field in shapes.iter().flat_map(|s| &s.traced) {
+        let uses = param_uses(field.ty, &params);
+        for (k, direct) in uses.direct.iter().enumerate() {
+            bounded[k] |= direct;
+        }
+        if !uses.projected.contains(&true) {
+            continue;
+        }
+        if self_reference(field.ty, name, self_args) == SelfRef::None {
+            let key = normalized(field.ty.to_token_stream());
+            if !projections.contains(&key) {
+                projections.push(key);
+                let ty = field.ty;
+                predicates.push(parse_quote!(#ty: ::rcgc::Trace));
+            }
+        } else {
+            // A bound on a self-referential field type would make the impl
+            // depend on itself (E0275); bound the projected parameters
+            // instead, which may be stricter than needed.
+            for (k, projected) in uses.projected.iter().enumerate() {
+                bounded[k] |= projected;
+            }
+        }
+    }
+    let mut all: Punctuated<WherePredicate, Token![,]> = params
+        .iter()
+        .zip(&bounded)
+        .filter(|(_, bounded)| **bounded)
+        .map(|(param, _)| -> WherePredicate { parse_quote!(#param: ::rcgc::Trace) })
+        .collect();
+    all.extend(predicates);
+    if !all.is_empty() {
+        generics.make_where_clause().predicates.extend(all);
+    }
+    generics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(input: TokenStream) -> String {
+        let input: DeriveInput = syn::parse2(input).expect("valid derive input");
+        expand(input).to_string()
+    }
+
+    /// The `MAY_CONTAIN_GC` initializer.
+    fn const_expr(expansion: &str) -> String {
+        let start = expansion.find("const MAY_CONTAIN_GC : bool =").expect("const present")
+            + "const MAY_CONTAIN_GC : bool =".len();
+        let len = expansion[start..].find(';').expect("const ends");
+        expansion[start..start + len].trim().to_owned()
+    }
+
+    #[test]
+    fn named_struct() {
+        let out = expand_str(quote! {
+            struct Point { x: i32, y: String }
+        });
+        assert!(out.contains("# [automatically_derived]"), "{out}");
+        assert!(out.contains("unsafe impl :: rcgc :: Trace for Point"), "{out}");
+        assert_eq!(
+            const_expr(&out),
+            "< i32 as :: rcgc :: Trace > :: MAY_CONTAIN_GC || < String as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
+        );
+        assert!(
+            out.contains("let Self { x : __rcgc_field_0 , y : __rcgc_field_1 , } = self ;"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":: rcgc :: Trace :: trace (__rcgc_field_0 , tracer) ;"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":: rcgc :: Trace :: trace (__rcgc_field_1 , tracer) ;"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn tuple_and_unit_structs() {
+        let out = expand_str(quote!(
+            struct Pair(u8, #[trace(skip)] std::fs::File, u16);
+        ));
+        assert!(
+            out.contains("let Self { 0 : __rcgc_field_0 , 2 : __rcgc_field_2 , .. } = self ;"),
+            "{out}"
+        );
+        assert!(!out.contains("File"), "{out}");
+
+        let out = expand_str(quote!(
+            struct Unit;
+        ));
+        assert_eq!(const_expr(&out), "false");
+        assert!(
+            out.contains("fn trace (& self , _tracer : & mut :: rcgc :: Tracer < '_ >) { }"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn duplicate_field_types_appear_once() {
+        let out = expand_str(quote!(
+            struct P(u8, u8, u8);
+        ));
+        assert_eq!(const_expr(&out), "< u8 as :: rcgc :: Trace > :: MAY_CONTAIN_GC");
+    }
+
+    #[test]
+    fn enum_matches_every_variant() {
+        let out = expand_str(quote! {
+            enum E<T> { A, B(T, #[trace(skip)] Foreign), C { x: Vec<T>, y: u8 } }
+        });
+        assert!(out.contains("match self {"), "{out}");
+        assert!(out.contains("Self :: A { .. } => { }"), "{out}");
+        assert!(out.contains("Self :: B { 0 : __rcgc_field_0 , .. } =>"), "{out}");
+        assert!(
+            out.contains("Self :: C { x : __rcgc_field_0 , y : __rcgc_field_1 , } =>"),
+            "{out}"
+        );
+        assert!(!out.contains("Foreign"), "{out}");
+        assert_eq!(
+            const_expr(&out),
+            "< T as :: rcgc :: Trace > :: MAY_CONTAIN_GC || < Vec < T > as :: rcgc :: Trace > :: MAY_CONTAIN_GC || < u8 as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
+        );
+    }
+
+    #[test]
+    fn empty_enum() {
+        let out = expand_str(quote!(
+            enum Never {}
+        ));
+        assert_eq!(const_expr(&out), "false");
+        assert!(out.contains("_tracer"), "{out}");
+    }
+
+    #[test]
+    fn bounds_added_and_where_clause_kept() {
+        let out = expand_str(quote! {
+            struct S<'a, T: Clone, U, const N: usize> where U: Default {
+                r: &'a str, t: T, u: [U; N]
+            }
+        });
+        assert!(
+            out.contains(
+                "unsafe impl < 'a , T : Clone , U , const N : usize > :: rcgc :: Trace for S < 'a , T , U , N >"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("where U : Default , T : :: rcgc :: Trace , U : :: rcgc :: Trace {"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn skipped_and_phantom_params_are_not_bounded() {
+        let out = expand_str(quote! {
+            struct S<T, U> { #[trace(skip)] raw: *const T, marker: PhantomData<U> }
+        });
+        assert!(!out.contains("where"), "{out}");
+        assert!(!out.contains("raw"), "{out}");
+        assert!(!out.contains("* const"), "{out}");
+    }
+
+    #[test]
+    fn projections_are_bounded() {
+        let out = expand_str(quote! {
+            struct S<I: Iterator> { item: Option<I::Item>, other: <I as Tr>::Out }
+        });
+        assert!(
+            out.contains("where Option < I :: Item > : :: rcgc :: Trace , < I as Tr > :: Out : :: rcgc :: Trace {"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn self_mentioning_fields_are_excluded_from_const() {
+        let out = expand_str(quote! {
+            struct Node<T> {
+                value: T,
+                next: Option<Box<Node<T>>>,
+                children: Vec<Self>,
+                shared: Option<std::rc::Rc<Node<T>>>,
+            }
+        });
+        assert_eq!(const_expr(&out), "< T as :: rcgc :: Trace > :: MAY_CONTAIN_GC");
+        // Still traced.
+        assert!(out.contains("next : __rcgc_field_1"), "{out}");
+        assert!(out.contains("children : __rcgc_field_2"), "{out}");
+        assert!(
+            out.contains(":: rcgc :: Trace :: trace (__rcgc_field_3 , tracer)"),
+            "{out}"
+        );
+
+        let out = expand_str(quote!(
+            struct List {
+                head: i32,
+                tail: Option<Box<List>>,
+            }
+        ));
+        assert_eq!(const_expr(&out), "< i32 as :: rcgc :: Trace > :: MAY_CONTAIN_GC");
+
+        let out = expand_str(quote!(
+            struct Only(Box<Self>);
+        ));
+        assert_eq!(const_expr(&out), "false");
+    }
+
+    #[test]
+    fn polymorphic_recursion_is_conservative() {
+        let out = expand_str(quote!(
+            struct Nested<T> {
+                x: T,
+                deeper: Option<Box<Nested<Vec<T>>>>,
+            }
+        ));
+        assert_eq!(const_expr(&out), "true");
+        let out = expand_str(quote!(
+            struct Lt<'a> {
+                x: &'a str,
+                deeper: Option<Box<Lt<'static>>>,
+            }
+        ));
+        assert_eq!(const_expr(&out), "true");
+        let out = expand_str(quote!(
+            struct Tf<T> {
+                x: T,
+                deeper: Option<Box<Tf<T>>>,
+            }
+        ));
+        assert_eq!(const_expr(&out), "< T as :: rcgc :: Trace > :: MAY_CONTAIN_GC");
+    }
+
+    #[test]
+    fn gc_field_gives_true() {
+        for ty in [
+            quote!(Gc<Self>),
+            quote!(Option<Gc<Node>>),
+            quote!(std::cell::RefCell<Vec<rcgc::Gc<Self>>>),
+            quote!(Gc<i32>),
+        ] {
+            let out = expand_str(quote!(struct Node { name: String, link: #ty }));
+            assert_eq!(const_expr(&out), "true", "{ty}: {out}");
+            assert!(out.contains("link : __rcgc_field_1"), "{out}");
+        }
+    }
+
+    #[test]
+    fn tracked_gives_true() {
+        let out = expand_str(quote! {
+            #[trace(tracked)]
+            struct A { b: Option<Box<B>> }
+        });
+        assert_eq!(const_expr(&out), "true");
+        assert!(out.contains("b : __rcgc_field_0"), "{out}");
+    }
+
+    #[test]
+    fn union_is_rejected() {
+        let out = expand_str(quote!(union U { a: u32, b: f32 }));
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(
+            out.contains("does not support unions: the active field is unknown"),
+            "{out}"
+        );
+        assert!(!out.contains("impl"), "{out}");
+    }
+
+    #[test]
+    fn packed_is_rejected() {
+        let out = expand_str(quote!(
+            #[repr(C, packed(2))]
+            struct P {
+                a: u8,
+                b: u32,
+            }
+        ));
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("repr(packed)"), "{out}");
+    }
+
+    #[test]
+    fn unknown_arguments_are_rejected() {
+        let out = expand_str(quote!(
+            #[trace(bogus)]
+            struct S {
+                a: u8,
+            }
+        ));
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("unknown #[trace] argument `bogus`"), "{out}");
+        assert!(out.contains("`tracked`"), "{out}");
+
+        let out = expand_str(quote!(
+            struct S {
+                #[trace(bogus, tracked)]
+                a: u8,
+                #[trace(skip)]
+                b: u8,
+            }
+        ));
+        assert!(
+            out.contains("unknown #[trace] argument `bogus`; accepted on a field: `skip`"),
+            "{out}"
+        );
+
+        let out = expand_str(quote!(
+            #[trace(skip)]
+            struct S {
+                a: u8,
+            }
+        ));
+        assert!(out.contains("`skip` is a field attribute"), "{out}");
+
+        let out = expand_str(quote!(
+            enum E {
+                #[trace(skip)]
+                A(u8),
+            }
+        ));
+        assert!(out.contains("not accepted on enum variants"), "{out}");
+    }
+
+    #[test]
+    fn several_errors_are_reported_together() {
+        let out = expand_str(quote!(
+            #[trace(nope)]
+            struct S {
+                #[trace(nada)]
+                a: u8,
+            }
+        ));
+        assert_eq!(out.matches("compile_error").count(), 2, "{out}");
+    }
+
+    #[test]
+    fn generic_args_parsing() {
+        let tts: Vec<TokenTree> = quote!(<fn() -> u8, Vec<Vec<T>>> tail).into_iter().collect();
+        let (args, len) = generic_args(&tts).expect("args");
+        assert_eq!(normalized(args), "fn()->u8,Vec<Vec<T>>");
+        assert_eq!(len, tts.len() - 1);
+        let tts: Vec<TokenTree> = quote!(::Assoc).into_iter().collect();
+        assert!(generic_args(&tts).is_none());
+    }
+}

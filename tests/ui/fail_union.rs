@@ -1,0 +1,9 @@
+use rcgc::Trace;
+
+#[derive(Trace)]
+union Bits {
+    int: u32,
+    float: f32,
+}
+
+fn main() {}

@@ -1,0 +1,115 @@
+// Must compile and run: the derive on a variety of shapes, from outside the
+// crate, with names that could collide with the generated code.
+#![deny(warnings, clippy::all)]
+#![allow(dead_code)]
+
+use rcgc::Trace;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+/// A type without a `Trace` impl, only usable behind `#[trace(skip)]`.
+struct Foreign;
+
+#[derive(Trace)]
+struct Named {
+    a: i32,
+    b: String,
+    #[trace(skip)]
+    foreign: Foreign,
+}
+
+#[derive(Trace)]
+struct Tuple(u8, #[trace(skip)] Foreign, Vec<String>);
+
+#[derive(Trace)]
+struct Unit;
+
+#[derive(Trace)]
+enum Empty {}
+
+#[derive(Trace)]
+enum Shape<T> {
+    Nil,
+    One(T),
+    Many { items: Vec<T>, #[trace(skip)] tag: Foreign },
+}
+
+#[derive(Trace)]
+struct Generic<'a, T: Clone, const N: usize>
+where
+    T: Default,
+{
+    items: [T; N],
+    #[trace(skip)]
+    borrowed: &'a str,
+}
+
+#[derive(Trace)]
+struct SkippedParam<T> {
+    #[trace(skip)]
+    raw: *const T,
+    marker: PhantomData<T>,
+}
+
+#[derive(Trace)]
+struct Projection<I: Iterator> {
+    next: Option<I::Item>,
+}
+
+#[derive(Trace)]
+struct List {
+    head: i32,
+    tail: Option<Box<List>>,
+}
+
+#[derive(Trace)]
+struct GenericList<T> {
+    head: T,
+    tail: Option<Box<Self>>,
+}
+
+#[derive(Trace)]
+#[trace(tracked)]
+struct Even {
+    next: Option<Box<Odd>>,
+}
+
+#[derive(Trace)]
+struct Odd {
+    next: Option<Box<Even>>,
+}
+
+#[derive(Trace)]
+struct Collisions {
+    tracer: u8,
+    __rcgc_field_0: u8,
+    self_: RefCell<Vec<u8>>,
+}
+
+mod no_prelude {
+    #![no_implicit_prelude]
+
+    #[derive(::rcgc::Trace)]
+    pub struct Isolated {
+        pub value: u32,
+    }
+}
+
+const _: () = {
+    assert!(!Named::MAY_CONTAIN_GC);
+    assert!(!Tuple::MAY_CONTAIN_GC);
+    assert!(!Unit::MAY_CONTAIN_GC);
+    assert!(!Empty::MAY_CONTAIN_GC);
+    assert!(!Shape::<u8>::MAY_CONTAIN_GC);
+    assert!(!Generic::<'static, u8, 4>::MAY_CONTAIN_GC);
+    assert!(!SkippedParam::<Foreign>::MAY_CONTAIN_GC);
+    assert!(!Projection::<std::vec::IntoIter<u8>>::MAY_CONTAIN_GC);
+    assert!(!List::MAY_CONTAIN_GC);
+    assert!(!GenericList::<String>::MAY_CONTAIN_GC);
+    assert!(Even::MAY_CONTAIN_GC);
+    assert!(Odd::MAY_CONTAIN_GC);
+    assert!(!Collisions::MAY_CONTAIN_GC);
+    assert!(!no_prelude::Isolated::MAY_CONTAIN_GC);
+};
+
+fn main() {}
