@@ -1,28 +1,50 @@
 //! # rcgc — CPython's memory model for Rust
 //!
 //! rcgc gives interpreters and scripting engines the memory model CPython
-//! gives Python programs: a private heap of size-classed pools in arenas of
-//! OS pages, reference-counted handles that free an object the moment its last
-//! handle drops, weak references, and a generational cycle collector.
+//! gives Python programs: a private [`Heap`] of size-classed pools in arenas
+//! of OS pages, reference-counted [`Gc`] handles that free an object the
+//! moment its last handle drops, [`Weak`] references, and (next) a
+//! generational cycle collector with Python's `gc` introspection.
 //!
-//! This release contains the bottom layer, [`alloc`]: a small-object
-//! allocator in the manner of CPython's obmalloc, usable on its own.
+//! Use it where you would use `Rc<RefCell<..>>` for script objects.
 //!
 //! ```
-//! use core::alloc::Layout;
-//! use rcgc::alloc::Allocator;
+//! use std::cell::RefCell;
+//! use rcgc::{Gc, Heap, Trace};
 //!
-//! let allocator = Allocator::new();
-//! let layout = Layout::new::<u64>();
-//! let blocks: Vec<_> = (0..1000).map(|_| allocator.alloc(layout).unwrap()).collect();
-//! assert_eq!(allocator.stats().classes[0].blocks_in_use, 1000);
-//! for block in blocks {
-//!     // SAFETY: each block came from this allocator with this layout.
-//!     unsafe { allocator.dealloc(block, layout) };
+//! #[derive(Trace)]
+//! struct Node {
+//!     value: u64,
+//!     next: RefCell<Option<Gc<Node>>>,
 //! }
-//! println!("{}", allocator.stats());
+//!
+//! let heap = Heap::new();
+//! let tail = heap.alloc(Node { value: 2, next: RefCell::new(None) });
+//! let head = heap.alloc(Node { value: 1, next: RefCell::new(Some(tail.clone())) });
+//! assert_eq!(Gc::strong_count(&tail), 2);
+//! assert_eq!(Gc::size_of(&head), 40); // 16-byte header + 24-byte value, no malloc header
+//! drop(head); // frees the head at once; the tail lives on through `tail`
+//! assert_eq!(Gc::strong_count(&tail), 1);
 //! ```
+//!
+//! Layers (each module's docs say what it owns and which invariants it keeps):
+//! [`alloc`] (pools and arenas), `object` (header layout), `handle`
+//! ([`Gc`], [`Weak`]), [`trace`] ([`Trace`], [`Tracer`]).
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+extern crate self as rcgc;
+
 pub mod alloc;
+mod handle;
+mod heap;
+mod object;
+pub mod trace;
+
+pub use handle::{Gc, Weak};
+pub use heap::{Heap, MAX_RELEASE_DEPTH};
+pub use rcgc_derive::Trace;
+pub use trace::{Trace, Tracer};
+
+/// The strong count reported for immortal objects (CPython 3.12's `4294967295`).
+pub const IMMORTAL_REFCOUNT: usize = object::IMMORTAL as usize;

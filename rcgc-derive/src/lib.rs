@@ -19,11 +19,13 @@
 //! enum Value<T> {
 //!     Nil,
 //!     Leaf(T),
-//!     Pair { car: Gc<Value<T>>, cdr: Gc<Value<T>> },
+//!     Pair { car: Gc<Node>, cdr: Gc<Node> },
 //! }
 //! ```
 //!
 //! # What is generated
+//!
+//! For the `enum Value<T>` above:
 //!
 //! ```ignore
 //! #[automatically_derived]
@@ -31,16 +33,45 @@
 //! where
 //!     T: ::rcgc::Trace,
 //! {
-//!     const MAY_CONTAIN_GC: bool = true;
+//!     const MAY_CONTAIN_GC: bool = true; // `Pair` holds `Gc`s
+//!     #[inline]
 //!     fn trace(&self, tracer: &mut ::rcgc::Tracer<'_>) {
 //!         match self {
 //!             Self::Nil { .. } => {}
-//!             Self::Leaf { 0: f0 } => ::rcgc::Trace::trace(f0, tracer),
-//!             Self::Pair { car: f0, cdr: f1 } => { /* trace f0, then f1 */ }
+//!             Self::Leaf { 0: __rcgc_field_0 } => {
+//!                 ::rcgc::Trace::trace(__rcgc_field_0, tracer);
+//!             }
+//!             Self::Pair { car: __rcgc_field_0, cdr: __rcgc_field_1 } => {
+//!                 ::rcgc::Trace::trace(__rcgc_field_0, tracer);
+//!                 ::rcgc::Trace::trace(__rcgc_field_1, tracer);
+//!             }
 //!         }
 //!     }
 //! }
 //! ```
+//!
+//! and for `struct List<T> { head: T, name: String, tail: Option<Box<List<T>>> }`:
+//!
+//! ```ignore
+//! #[automatically_derived]
+//! unsafe impl<T> ::rcgc::Trace for List<T>
+//! where
+//!     T: ::rcgc::Trace,
+//! {
+//!     const MAY_CONTAIN_GC: bool =
+//!         <T as ::rcgc::Trace>::MAY_CONTAIN_GC || <String as ::rcgc::Trace>::MAY_CONTAIN_GC;
+//!     #[inline]
+//!     fn trace(&self, tracer: &mut ::rcgc::Tracer<'_>) {
+//!         let Self { head: __rcgc_field_0, name: __rcgc_field_1, tail: __rcgc_field_2 } = self;
+//!         ::rcgc::Trace::trace(__rcgc_field_0, tracer);
+//!         ::rcgc::Trace::trace(__rcgc_field_1, tracer);
+//!         ::rcgc::Trace::trace(__rcgc_field_2, tracer);
+//!     }
+//! }
+//! ```
+//!
+//! (The bindings and `tracer` are hygienic: they cannot collide with names in
+//! the user's code.)
 //!
 //! * Named structs, tuple structs, unit structs and enums are supported. Every
 //!   field that is not `#[trace(skip)]` is traced (for an enum: every field of
@@ -387,7 +418,7 @@ fn parse_container_attrs(attrs: &[Attribute]) -> Result<bool> {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("tracked") {
                 tracked = true;
-                Ok(())
+                no_value(&meta)
             } else if meta.path.is_ident("skip") {
                 Err(meta.error(format!(
                     "`skip` is a field attribute; accepted on the struct or enum: {CONTAINER_ARGS}"
@@ -413,7 +444,7 @@ fn parse_field_attrs(attrs: &[Attribute]) -> Result<bool> {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("skip") {
                 skip = true;
-                Ok(())
+                no_value(&meta)
             } else if meta.path.is_ident("tracked") {
                 Err(meta.error(format!(
                     "`tracked` goes on the struct or enum, not on a field; accepted on a field: {FIELD_ARGS}"
@@ -429,6 +460,15 @@ fn parse_field_attrs(attrs: &[Attribute]) -> Result<bool> {
     }
     errors.finish()?;
     Ok(skip)
+}
+
+/// Rejects `skip = ...` / `skip(...)`: the arguments are plain flags.
+fn no_value(meta: &syn::meta::ParseNestedMeta<'_>) -> Result<()> {
+    if meta.input.is_empty() || meta.input.peek(Token![,]) {
+        Ok(())
+    } else {
+        Err(meta.error(format!("`{}` takes no value: write it alone", path_string(&meta.path))))
+    }
 }
 
 fn path_string(path: &syn::Path) -> String {

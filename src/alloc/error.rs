@@ -31,6 +31,7 @@ pub enum AllocErrorKind {
 }
 
 impl AllocError {
+    /// An error for `layout` with reason `kind`.
     pub(crate) fn new(layout: Layout, kind: AllocErrorKind) -> Self {
         AllocError { layout, kind }
     }

@@ -257,12 +257,9 @@ impl Allocator {
     }
 
     /// Bytes a block for `layout` really occupies: its size class, or for a
-    /// large request the system allocation including its header.
+    /// large request the system allocation including its header (see [`usable_size`]).
     pub fn usable_size(&self, layout: Layout) -> usize {
-        match SizeClass::for_layout(layout) {
-            Some(class) => class.block_size(),
-            None => large::system_layout(layout).map_or(usize::MAX, |(sys, _)| sys.size()),
-        }
+        usable_size(layout)
     }
 
     /// Bytes handed out and not yet freed (at size-class granularity, large
@@ -339,6 +336,16 @@ impl Allocator {
             };
             (*state.as_ptr()).owner_data
         }
+    }
+}
+
+/// Bytes a block for `layout` occupies in any [`Allocator`]: its size class,
+/// or for a large request the system allocation including its header
+/// (`usize::MAX` if no allocation could serve it).
+pub fn usable_size(layout: Layout) -> usize {
+    match SizeClass::for_layout(layout) {
+        Some(class) => class.block_size(),
+        None => large::system_layout(layout).map_or(usize::MAX, |(sys, _)| sys.size()),
     }
 }
 

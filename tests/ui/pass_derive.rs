@@ -3,7 +3,7 @@
 #![deny(warnings, clippy::all)]
 #![allow(dead_code)]
 
-use rcgc::Trace;
+use rcgc::{Gc, Trace};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
@@ -31,7 +31,11 @@ enum Empty {}
 enum Shape<T> {
     Nil,
     One(T),
-    Many { items: Vec<T>, #[trace(skip)] tag: Foreign },
+    Many {
+        items: Vec<T>,
+        #[trace(skip)]
+        tag: Foreign,
+    },
 }
 
 #[derive(Trace)]
@@ -86,6 +90,25 @@ struct Collisions {
     self_: RefCell<Vec<u8>>,
 }
 
+#[derive(Trace)]
+struct GcNode {
+    name: String,
+    children: RefCell<Vec<Gc<GcNode>>>,
+    parent: Option<rcgc::Weak<Self>>,
+}
+
+#[derive(Trace)]
+enum Expr<T: Trace + 'static> {
+    Lit(T),
+    Add(Gc<Expr<T>>, Gc<Expr<T>>),
+}
+
+#[derive(Trace)]
+struct OnlyWeak {
+    parent: Option<rcgc::Weak<OnlyWeak>>,
+    depth: u32,
+}
+
 mod no_prelude {
     #![no_implicit_prelude]
 
@@ -110,6 +133,25 @@ const _: () = {
     assert!(Odd::MAY_CONTAIN_GC);
     assert!(!Collisions::MAY_CONTAIN_GC);
     assert!(!no_prelude::Isolated::MAY_CONTAIN_GC);
+    assert!(GcNode::MAY_CONTAIN_GC);
+    assert!(Expr::<u8>::MAY_CONTAIN_GC);
+    assert!(!OnlyWeak::MAY_CONTAIN_GC);
 };
 
-fn main() {}
+fn main() {
+    let leaf = Gc::new(GcNode {
+        name: "leaf".into(),
+        children: RefCell::new(Vec::new()),
+        parent: None,
+    });
+    let root = Gc::new(GcNode {
+        name: "root".into(),
+        children: RefCell::new(vec![leaf.clone()]),
+        parent: None,
+    });
+    assert_eq!(root.children.borrow().len(), 1);
+    let sum = Gc::new(Expr::Add(Gc::new(Expr::Lit(1u8)), Gc::new(Expr::Lit(2u8))));
+    if let Expr::Add(a, _) = &*sum {
+        assert!(matches!(**a, Expr::Lit(1)));
+    }
+}

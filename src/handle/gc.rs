@@ -1,0 +1,571 @@
+//! [`Gc<T>`]: the strong handle, its allocation and its release.
+
+use core::alloc::Layout;
+use core::borrow::Borrow;
+use core::cell::Cell;
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::mem::align_of;
+use core::ops::Deref;
+use core::ptr::NonNull;
+
+use crate::alloc::{usable_size, AllocError, AllocErrorKind, Allocator};
+use crate::heap::current;
+use crate::heap::inner::{DepthGuard, HeapInner, MAX_RELEASE_DEPTH};
+use crate::object::{self, flags, LeafHeader, ObjectKind, TrackedHeader, IMMORTAL, UNTRACKED_GEN};
+use crate::trace::{Edge, Trace, Tracer};
+
+use super::weak::{self, Weak};
+
+/// A reference-counted handle to an object in a [`Heap`](crate::Heap).
+///
+/// `Gc<T>` is to rcgc what a variable is to Python: cloning it is another
+/// reference to the same object (`y = x`), dropping it is `del x`, and when
+/// the last handle goes the object is destroyed at once. Unlike `Rc`, objects
+/// that reference each other in a cycle are found and freed by the heap's
+/// cycle collector.
+///
+/// ```
+/// use rcgc::Gc;
+///
+/// let a = Gc::new(String::from("hello"));
+/// let b = Gc::clone(&a);
+/// assert!(Gc::ptr_eq(&a, &b));
+/// assert_eq!(Gc::strong_count(&a), 2);
+/// drop(b);
+/// assert_eq!(Gc::strong_count(&a), 1);
+/// assert_eq!(a.len(), 5); // Deref to the value
+/// ```
+///
+/// A `Gc<T>` is one pointer wide, and so is `Option<Gc<T>>`. It is neither
+/// `Send` nor `Sync`: a heap belongs to one thread.
+pub struct Gc<T: Trace + ?Sized + 'static> {
+    ptr: NonNull<T>,
+    _owns: PhantomData<T>,
+}
+
+impl<T: Trace + 'static> Gc<T> {
+    /// Allocates `value` on the current heap: the one made current by
+    /// [`Heap::enter`](crate::Heap::enter), or else this thread's default heap
+    /// (created on first use). This keeps porting from `Rc::new` a one-word
+    /// change.
+    ///
+    /// # Panics
+    /// If the heap's memory limit is reached; use [`Gc::try_new`] to get the
+    /// error instead.
+    pub fn new(value: T) -> Gc<T> {
+        current::with(|inner| alloc(inner, value, false)).unwrap_or_else(|err| alloc_failed(err))
+    }
+
+    /// Like [`Gc::new`], but returns the error if the heap's memory limit is
+    /// reached (the value is dropped, the heap is unchanged).
+    pub fn try_new(value: T) -> Result<Gc<T>, AllocError> {
+        current::with(|inner| alloc(inner, value, false))
+    }
+
+    /// Creates a weak reference to this object.
+    ///
+    /// ```
+    /// use rcgc::Gc;
+    ///
+    /// let strong = Gc::new(5);
+    /// let weak = Gc::downgrade(&strong);
+    /// assert_eq!(weak.upgrade().as_deref(), Some(&5));
+    /// drop(strong);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    ///
+    /// # Panics
+    /// If the heap's memory limit leaves no room for the 16-byte weak record
+    /// the first weak reference to an object needs; use
+    /// [`Gc::try_downgrade`] to get the error instead.
+    pub fn downgrade(this: &Gc<T>) -> Weak<T> {
+        Self::try_downgrade(this).unwrap_or_else(|err| alloc_failed(err))
+    }
+
+    /// Like [`Gc::downgrade`], but returns the error if the weak record cannot
+    /// be allocated.
+    pub fn try_downgrade(this: &Gc<T>) -> Result<Weak<T>, AllocError> {
+        // SAFETY: the handle keeps the object and its heap alive.
+        unsafe { weak::downgrade::<T>(this.value(), heap_of::<T>(this.value(), block_layout::<T>(this.ptr))) }
+    }
+
+    /// A mutable reference to the value if this is the only handle and no
+    /// weak reference exists, like `Rc::get_mut`.
+    pub fn get_mut(this: &mut Gc<T>) -> Option<&mut T> {
+        let unique = Gc::strong_count(this) == 1 && Gc::weak_count(this) == 0 && Gc::is_alive(this);
+        if unique {
+            // SAFETY: no other handle or weak reference can reach the value.
+            Some(unsafe { this.ptr.as_mut() })
+        } else {
+            None
+        }
+    }
+}
+
+impl<T: Trace + ?Sized + 'static> Gc<T> {
+    /// Wraps a value address whose object already counts this handle.
+    ///
+    /// # Safety
+    /// `ptr` is the value of a live object, and one strong count belongs to
+    /// the new handle.
+    #[inline(always)]
+    pub(crate) unsafe fn from_counted(ptr: NonNull<T>) -> Gc<T> {
+        Gc {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn value(&self) -> NonNull<u8> {
+        self.ptr.cast()
+    }
+
+    /// The number of strong handles, like `sys.getrefcount` (without the
+    /// temporary reference Python adds). Immortal objects report
+    /// [`IMMORTAL_REFCOUNT`](crate::IMMORTAL_REFCOUNT).
+    pub fn strong_count(this: &Gc<T>) -> usize {
+        // SAFETY: the handle keeps the header alive.
+        unsafe { object::strong(this.value()) }.get() as usize
+    }
+
+    /// The number of live weak references to this object.
+    pub fn weak_count(this: &Gc<T>) -> usize {
+        // SAFETY: the handle keeps the object and its heap alive.
+        unsafe {
+            if !object::Flags::has::<T>(this.value(), flags::HAS_WEAK) {
+                return 0;
+            }
+            let inner = heap_of::<T>(this.value(), block_layout::<T>(this.ptr));
+            weak::weak_count_of(inner.as_ref(), this.value())
+        }
+    }
+
+    /// Whether two handles point to the same object (Python's `is`).
+    pub fn ptr_eq(this: &Gc<T>, other: &Gc<T>) -> bool {
+        this.value() == other.value()
+    }
+
+    /// A number identifying the object among the live objects of the
+    /// process, like Python's `id()`: its address. Once the object dies the
+    /// number may be reused.
+    pub fn id(this: &Gc<T>) -> usize {
+        this.value().as_ptr() as usize
+    }
+
+    /// Bytes the object occupies, like `sys.getsizeof`: header, value,
+    /// padding and size-class rounding.
+    ///
+    /// ```
+    /// use rcgc::Gc;
+    /// // 8-byte leaf header + 24-byte value, served from the 32-byte class.
+    /// assert_eq!(Gc::size_of(&Gc::new([0u64; 3])), 32);
+    /// ```
+    pub fn size_of(this: &Gc<T>) -> usize {
+        usable_size(block_layout::<T>(this.ptr))
+    }
+
+    /// The address of the value.
+    pub fn as_ptr(this: &Gc<T>) -> *const T {
+        this.ptr.as_ptr()
+    }
+
+    /// Whether the value is still there. It is always, unless a wrong
+    /// `Trace` impl over-reported references and the cycle collector tore
+    /// the value down while this handle still existed; such a handle is
+    /// *dead* and dereferencing it panics.
+    pub fn is_alive(this: &Gc<T>) -> bool {
+        // SAFETY: the handle keeps the header alive.
+        !ObjectKind::<T>::TRACKED || !unsafe { object::tracked_header(this.value()).as_ref() }.has(flags::DEAD)
+    }
+
+    /// The value, or `None` if the handle is dead (see [`Gc::is_alive`]).
+    pub fn try_deref(this: &Gc<T>) -> Option<&T> {
+        if Gc::is_alive(this) {
+            // SAFETY: alive values are valid while the handle exists.
+            Some(unsafe { this.ptr.as_ref() })
+        } else {
+            None
+        }
+    }
+
+    /// Whether the object is immortal (its count never changes and it is
+    /// never freed).
+    pub fn is_immortal(this: &Gc<T>) -> bool {
+        // SAFETY: the handle keeps the header alive.
+        unsafe { object::strong(this.value()) }.get() == IMMORTAL
+    }
+}
+
+/// Allocates a sized value on `inner`.
+#[inline(always)]
+pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: bool) -> Result<Gc<T>, AllocError> {
+    let layout = ObjectKind::<T>::VTABLE.block_layout;
+    let block = inner.allocator.alloc(layout)?;
+    let offset = ObjectKind::<T>::value_offset(align_of::<T>());
+    // SAFETY: `block` is `layout.size()` fresh bytes: the header ends at
+    // `offset`, where the value starts, aligned for T.
+    unsafe {
+        let value_ptr = block.add(offset);
+        let vtable: &'static object::VTable = &ObjectKind::<T>::VTABLE;
+        write_header::<T>(inner, block, value_ptr, immortal, vtable);
+        value_ptr.cast::<T>().write(value);
+        inner.block_allocated();
+        inner.live_objects.set(inner.live_objects.get() + 1);
+        if immortal {
+            inner.immortal_objects.set(inner.immortal_objects.get() + 1);
+        }
+        Ok(Gc::from_counted(value_ptr.cast()))
+    }
+}
+
+/// Allocates an unsized (always leaf) value of `layout` on `inner` and lets
+/// `init` write it; `init` must not panic.
+///
+/// # Safety
+/// `init` writes a valid value at the address it is given, described by the
+/// returned fat pointer.
+pub(crate) unsafe fn alloc_unsized<T: Trace + ?Sized + 'static>(
+    inner: &HeapInner,
+    size: usize,
+    align: usize,
+    init: impl FnOnce(NonNull<u8>) -> NonNull<T>,
+) -> Result<Gc<T>, AllocError> {
+    debug_assert!(!ObjectKind::<T>::TRACKED);
+    let layout = ObjectKind::<T>::block_layout(size, align)
+        .ok_or_else(|| AllocError::new(Layout::new::<()>(), AllocErrorKind::CapacityOverflow))?;
+    let block = inner.allocator.alloc(layout)?;
+    let offset = ObjectKind::<T>::value_offset(align);
+    // SAFETY: as in `alloc`; `init` writes the value.
+    unsafe {
+        let value_ptr = block.add(offset);
+        write_header::<T>(inner, block, value_ptr, false, &object::NO_VTABLE);
+        let ptr = init(value_ptr);
+        debug_assert_eq!(ptr.cast::<u8>(), value_ptr);
+        inner.block_allocated();
+        inner.live_objects.set(inner.live_objects.get() + 1);
+        Ok(Gc::from_counted(ptr))
+    }
+}
+
+/// # Safety
+/// `block..value_ptr` is fresh memory of a block of `inner` with room for the
+/// header of `T`'s kind right before `value_ptr`; `vtable` is `T`'s if `T`
+/// is tracked.
+#[inline(always)]
+unsafe fn write_header<T: Trace + ?Sized + 'static>(
+    inner: &HeapInner,
+    block: NonNull<u8>,
+    value_ptr: NonNull<u8>,
+    immortal: bool,
+    vtable: &'static object::VTable,
+) {
+    let strong = if immortal { IMMORTAL } else { 1 };
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        if value_ptr.as_ptr() as usize - block.as_ptr() as usize > ObjectKind::<T>::HEADER {
+            // Padding before the header: keep the block's first word
+            // initialised and free of the TRACKED marker.
+            block.cast::<usize>().write(0);
+        }
+        if ObjectKind::<T>::TRACKED {
+            let header = object::tracked_header(value_ptr);
+            header.write(TrackedHeader {
+                vtable_and_flags: Cell::new(TrackedHeader::tagged(vtable, flags::TRACKED)),
+                slot: Cell::new(u32::MAX),
+                strong: Cell::new(strong),
+            });
+            if immortal {
+                header.as_ref().set_generation(UNTRACKED_GEN);
+            } else {
+                inner.track(header);
+            }
+        } else {
+            object::leaf_header(value_ptr).write(LeafHeader {
+                flags: Cell::new(0),
+                strong: Cell::new(strong),
+            });
+        }
+    }
+}
+
+/// Block layout of the object a handle points to.
+#[inline(always)]
+fn block_layout<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> Layout {
+    // SAFETY: only the pointer metadata is read (size_of_val of a live
+    // handle's value); for sized T it is a constant.
+    ObjectKind::<T>::layout_of_val(unsafe { ptr.as_ref() })
+}
+
+/// The heap an object belongs to.
+///
+/// # Safety
+/// `value` is the value address of a live object whose block has `layout`.
+#[inline(always)]
+pub(crate) unsafe fn heap_of<T: Trace + ?Sized + 'static>(value: NonNull<u8>, layout: Layout) -> NonNull<HeapInner> {
+    let offset = ObjectKind::<T>::value_offset(layout.align());
+    // SAFETY: the block starts `offset` bytes before the value; the
+    // allocator's owner data is the HeapInner (set in HeapInner::create).
+    unsafe {
+        let block = value.sub(offset);
+        NonNull::new_unchecked(Allocator::owner_data_of(block, layout).cast())
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_failed(err: AllocError) -> ! {
+    panic!("rcgc: {err}")
+}
+
+impl<T: Trace + ?Sized + 'static> Clone for Gc<T> {
+    /// Another handle to the same object (the strong count goes up by one).
+    #[inline(always)]
+    fn clone(&self) -> Gc<T> {
+        // SAFETY: the handle keeps the header alive.
+        let strong = unsafe { object::strong(self.value()) };
+        let count = strong.get();
+        if count != IMMORTAL {
+            // Reaching IMMORTAL by counting saturates: the object becomes immortal.
+            strong.set(count + 1);
+        }
+        Gc {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
+    /// Drops this handle; if it was the last, destroys the object now.
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the handle keeps the header alive.
+        let strong = unsafe { object::strong(self.value()) };
+        let count = strong.get();
+        if count == 1 {
+            // SAFETY: this was the last handle.
+            unsafe { release(self.ptr) }
+        } else if count != IMMORTAL {
+            strong.set(count - 1);
+        }
+    }
+}
+
+/// Destroys an object whose last handle was just dropped.
+///
+/// # Safety
+/// `ptr` is the value of a live object with a strong count of 1 held by the
+/// handle being dropped.
+#[cold]
+#[inline(never)]
+unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    let value = ptr.cast::<u8>();
+    // SAFETY: the header is live; a dead value is never referenced again, so
+    // its layout comes from the vtable instead of the value.
+    let dead = ObjectKind::<T>::TRACKED && unsafe { object::tracked_header(value).as_ref() }.has(flags::DEAD);
+    let layout = if dead {
+        // SAFETY: as above.
+        unsafe { object::tracked_header(value).as_ref() }.vtable().block_layout
+    } else {
+        block_layout::<T>(ptr)
+    };
+    // SAFETY: the object is live until we free it below; its heap outlives it.
+    unsafe {
+        let inner_ptr = heap_of::<T>(value, layout);
+        let inner = inner_ptr.as_ref();
+        object::strong(value).set(0);
+        if object::Flags::has::<T>(value, flags::HAS_WEAK) {
+            weak::clear(inner, value);
+            object::Flags::set::<T>(value, flags::HAS_WEAK, false);
+        }
+        if ObjectKind::<T>::TRACKED {
+            inner.untrack(object::tracked_header(value));
+        }
+        inner.live_objects.set(inner.live_objects.get() - 1);
+        if dead {
+            // The collector already dropped the value; only the block is left.
+            free_block(inner, value, layout, ObjectKind::<T>::value_offset(layout.align()));
+        } else if ObjectKind::<T>::TRACKED && inner.release_depth.get() >= MAX_RELEASE_DEPTH {
+            // Only values that may own handles can nest releases; tracked
+            // objects are sized and carry the typed release in their vtable.
+            let release = object::tracked_header(value).as_ref().vtable().deferred_release;
+            inner.with_deferred(|queue| queue.push((value, release)));
+            return;
+        } else {
+            let _depth = DepthGuard::enter(inner);
+            drop_and_free(inner, ptr, layout);
+        }
+        if inner.release_depth.get() == 0 {
+            inner.drain_deferred();
+            HeapInner::maybe_destroy(inner_ptr);
+        }
+    }
+}
+
+/// The queued second half of `release` for a sized `T`.
+///
+/// # Safety
+/// `value` is a dying object of type `T` queued by `release`.
+pub(crate) unsafe fn deferred_release<T: Trace + 'static>(value: NonNull<u8>) {
+    let layout = ObjectKind::<T>::VTABLE.block_layout;
+    // SAFETY: the object's value and block are still there.
+    unsafe {
+        let inner = heap_of::<T>(value, layout);
+        drop_and_free(inner.as_ref(), value.cast::<T>(), layout);
+    }
+}
+
+/// Drops the value and frees its block (the block also when `Drop` panics).
+///
+/// # Safety
+/// `ptr` is the value of a dying object of `inner` with block `layout`.
+unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: NonNull<T>, layout: Layout) {
+    struct FreeOnExit<'a> {
+        inner: &'a HeapInner,
+        value: NonNull<u8>,
+        layout: Layout,
+        offset: usize,
+    }
+    impl Drop for FreeOnExit<'_> {
+        fn drop(&mut self) {
+            // SAFETY: the value has been dropped (or its drop unwound); the
+            // block is no longer used.
+            unsafe { free_block(self.inner, self.value, self.layout, self.offset) }
+        }
+    }
+    let _free = FreeOnExit {
+        inner,
+        value: ptr.cast(),
+        layout,
+        offset: ObjectKind::<T>::value_offset(layout.align()),
+    };
+    // SAFETY: the value is live and nobody can reach it any more.
+    unsafe { ptr.as_ptr().drop_in_place() };
+}
+
+/// # Safety
+/// The block holding `value` at `offset` belongs to `inner` and is not used again.
+unsafe fn free_block(inner: &HeapInner, value: NonNull<u8>, layout: Layout, offset: usize) {
+    // SAFETY: forwarded.
+    unsafe { inner.allocator.dealloc(value.sub(offset), layout) };
+    inner.block_freed();
+}
+
+impl<T: Trace + ?Sized + 'static> Deref for Gc<T> {
+    type Target = T;
+
+    /// The value.
+    ///
+    /// # Panics
+    /// If the handle is dead (see [`Gc::is_alive`]).
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        if ObjectKind::<T>::TRACKED {
+            // SAFETY: the handle keeps the header alive.
+            if unsafe { object::tracked_header(self.value()).as_ref() }.has(flags::DEAD) {
+                dead_deref::<T>()
+            }
+        }
+        // SAFETY: the value is alive while a handle exists (checked above).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn dead_deref<T: ?Sized>() -> ! {
+    panic!(
+        "rcgc: dereferenced a dead Gc<{}>: the cycle collector tore its value down while this handle \
+         still existed, which means a Trace impl reported more references than it holds",
+        core::any::type_name::<T>()
+    )
+}
+
+// SAFETY: a handle is one edge to its object.
+unsafe impl<T: Trace + ?Sized + 'static> Trace for Gc<T> {
+    const MAY_CONTAIN_GC: bool = true;
+
+    #[inline]
+    fn trace(&self, tracer: &mut Tracer<'_>) {
+        tracer.edge(Edge {
+            value: self.value(),
+            tracked: ObjectKind::<T>::TRACKED,
+        });
+    }
+}
+
+impl<T: Trace + 'static> From<T> for Gc<T> {
+    /// Same as [`Gc::new`].
+    fn from(value: T) -> Gc<T> {
+        Gc::new(value)
+    }
+}
+
+impl<T: Trace + Default + 'static> Default for Gc<T> {
+    fn default() -> Gc<T> {
+        Gc::new(T::default())
+    }
+}
+
+impl<T: Trace + ?Sized + 'static> AsRef<T> for Gc<T> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Trace + ?Sized + 'static> Borrow<T> for Gc<T> {
+    fn borrow(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Trace + ?Sized + fmt::Debug + 'static> fmt::Debug for Gc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Gc::try_deref(self) {
+            Some(value) => fmt::Debug::fmt(value, f),
+            None => write!(f, "<dead {}>", core::any::type_name::<T>()),
+        }
+    }
+}
+
+impl<T: Trace + ?Sized + fmt::Display + 'static> fmt::Display for Gc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+impl<T: Trace + ?Sized + 'static> fmt::Pointer for Gc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Pointer::fmt(&self.ptr, f)
+    }
+}
+
+impl<T: Trace + ?Sized + PartialEq + 'static> PartialEq for Gc<T> {
+    fn eq(&self, other: &Gc<T>) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Trace + ?Sized + Eq + 'static> Eq for Gc<T> {}
+
+impl<T: Trace + ?Sized + PartialOrd + 'static> PartialOrd for Gc<T> {
+    fn partial_cmp(&self, other: &Gc<T>) -> Option<Ordering> {
+        (**self).partial_cmp(&**other)
+    }
+}
+
+impl<T: Trace + ?Sized + Ord + 'static> Ord for Gc<T> {
+    fn cmp(&self, other: &Gc<T>) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl<T: Trace + ?Sized + Hash + 'static> Hash for Gc<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}

@@ -1,0 +1,23 @@
+//! The `handle` layer: [`Gc<T>`] and [`Weak<T>`].
+//!
+//! A `Gc<T>` is a counted pointer to an object in a [`Heap`](crate::Heap),
+//! one word wide. Cloning increments the strong count, dropping decrements it,
+//! and the object is destroyed the moment the count reaches zero: its value's
+//! `Drop` runs and its block goes back to its pool, like `del x` in Python
+//! when `x` held the last reference.
+//!
+//! Releasing an object whose value holds the last handle to another object
+//! releases that one too. Past [`MAX_RELEASE_DEPTH`](crate::heap::MAX_RELEASE_DEPTH)
+//! nested releases the rest are queued and run iteratively by the outermost
+//! release (CPython's "trashcan"), so dropping the head of a very long list
+//! does not overflow the stack.
+//!
+//! A `Weak<T>` points to a small side record, not to the object, so an
+//! object's memory is reused as soon as it dies even while weak references
+//! to it remain; they simply fail to upgrade.
+
+pub(crate) mod gc;
+pub(crate) mod weak;
+
+pub use gc::Gc;
+pub use weak::Weak;

@@ -1,0 +1,316 @@
+//! The `object` layer: what an object looks like in memory.
+//!
+//! A `Gc<T>` points at the value; the header sits immediately before it, so
+//! dereferencing costs nothing and the strong count is always at
+//! `value - 4`. There are two header kinds, chosen at compile time from
+//! [`Trace::MAY_CONTAIN_GC`]:
+//!
+//! ```text
+//!  leaf object (T cannot own a Gc: strings, numbers, plain data) — 8-byte header
+//!  +-------------+-------------+---------------------------+
+//!  | flags  u32  | strong u32  | value: T                  |
+//!  +-------------+-------------+---------------------------+
+//!                              ^ Gc<T> points here
+//!
+//!  tracked object (T may own a Gc) — 16-byte header
+//!  +---------------------------+-------------+-------------+-------------------+
+//!  | vtable pointer | flags    | slot   u32  | strong u32  | value: T          |
+//!  |  (64-aligned)  | (6 bits) |             |             |                   |
+//!  +---------------------------+-------------+-------------+-------------------+
+//!  ^ block start                                            ^ Gc<T> points here
+//! ```
+//!
+//! * `strong`: the number of `Gc` handles. [`IMMORTAL`] (`u32::MAX`) marks an
+//!   immortal object whose count never changes; a count that would overflow
+//!   saturates there instead of wrapping (the object then lives forever).
+//! * Tracked objects keep their [`VTable`] (trace, drop, size, type name) in
+//!   the first word, and since vtables are 64-aligned the six low bits of that
+//!   word hold the flags ([`flags`]). `slot` is the object's index in its
+//!   generation's vector, which gives O(1) untracking when it dies.
+//! * Leaves have no vtable and no slot: they are never seen by the collector,
+//!   and a typed `Gc<T>` knows how to drop them.
+//! * The weak count is not in the object: an object with weak references has
+//!   the `HAS_WEAK` flag and a side record (`handle::weak`), so objects without
+//!   weak references pay nothing for them.
+//! * A value aligned to more than the header is preceded by padding; the
+//!   header always ends where the value starts.
+//!
+//! Unsized values (`Gc<str>`, `Gc<[T]>`) always use the leaf header: the
+//! collector would need their length to trace them. A slice of handles still
+//! owns its elements; use `Gc<Vec<T>>` for a container that can be part of a
+//! cycle.
+
+use core::alloc::Layout;
+use core::any::TypeId;
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::ptr::NonNull;
+
+use crate::trace::{Trace, Tracer};
+
+/// The strong count of an immortal object (like CPython's `4294967295`).
+pub const IMMORTAL: u32 = u32::MAX;
+
+/// Flag bits. For tracked objects they live in the low bits of the vtable
+/// word, for leaves in the `flags` word.
+pub(crate) mod flags {
+    /// Set in every live tracked object's first word (a freed block's first
+    /// word is a pointer, so this bit is clear there).
+    pub(crate) const TRACKED: usize = 1 << 0;
+    /// The collector tore the value down while handles remained: it must not
+    /// be read or dropped again.
+    pub(crate) const DEAD: usize = 1 << 1;
+    /// A weak side record exists for this object.
+    pub(crate) const HAS_WEAK: usize = 1 << 2;
+    /// The object's finalizer has run (PEP 442: at most once).
+    #[allow(dead_code)] // used by the collector
+    pub(crate) const FINALIZED: usize = 1 << 3;
+    /// Two bits: the generation (0, 1, 2, or 3 = permanent/untracked).
+    pub(crate) const GEN_SHIFT: u32 = 4;
+    pub(crate) const GEN_MASK: usize = 0b11 << GEN_SHIFT;
+    /// Every flag bit.
+    pub(crate) const ALL: usize = 0b11_1111;
+}
+
+/// Generation value meaning "not in any generation vector" (immortal objects).
+pub(crate) const UNTRACKED_GEN: usize = 3;
+
+/// The header of a leaf object.
+#[repr(C)]
+pub(crate) struct LeafHeader {
+    pub(crate) flags: Cell<u32>,
+    pub(crate) strong: Cell<u32>,
+}
+
+/// The header of a tracked object.
+#[repr(C)]
+pub(crate) struct TrackedHeader {
+    pub(crate) vtable_and_flags: Cell<*const VTable>,
+    pub(crate) slot: Cell<u32>,
+    pub(crate) strong: Cell<u32>,
+}
+
+const _: () = assert!(size_of::<LeafHeader>() == 8 && size_of::<TrackedHeader>() == 16);
+
+/// What the collector needs to handle a tracked object of unknown type.
+#[repr(C, align(64))]
+pub(crate) struct VTable {
+    /// Calls `Trace::trace` on the value.
+    pub(crate) trace: unsafe fn(NonNull<u8>, &mut Tracer<'_>),
+    /// Drops the value in place (not the block).
+    pub(crate) drop_value: unsafe fn(NonNull<u8>),
+    /// Drops the value and frees the block of a dying object whose release
+    /// was queued (the trashcan); set by the handle layer.
+    pub(crate) deferred_release: unsafe fn(NonNull<u8>),
+    /// Layout of the whole block (header, padding, value).
+    pub(crate) block_layout: Layout,
+    /// `core::any::type_name` of the value type.
+    pub(crate) type_name: fn() -> &'static str,
+    /// `TypeId` of the value type.
+    pub(crate) type_id: fn() -> TypeId,
+}
+
+const _: () = assert!(align_of::<VTable>() > flags::ALL);
+
+/// The vtable passed for types that are never tracked (it is never read).
+pub(crate) static NO_VTABLE: VTable = VTable {
+    trace: |_, _| {},
+    drop_value: |_| {},
+    deferred_release: |_| {},
+    block_layout: Layout::new::<()>(),
+    type_name: || "<untracked>",
+    type_id: TypeId::of::<()>,
+};
+
+/// Compile-time facts about objects holding a `T`.
+pub(crate) struct ObjectKind<T: ?Sized>(PhantomData<T>);
+
+impl<T: Trace + ?Sized + 'static> ObjectKind<T> {
+    /// Whether objects of `T` are tracked (sized and may own a `Gc`).
+    pub(crate) const TRACKED: bool = T::MAY_CONTAIN_GC && size_of::<*const T>() == size_of::<usize>();
+    /// Bytes of header.
+    pub(crate) const HEADER: usize = if Self::TRACKED { 16 } else { 8 };
+
+    /// Offset of the value from the block start for a value aligned to `align`.
+    #[inline(always)]
+    pub(crate) const fn value_offset(align: usize) -> usize {
+        if align > Self::HEADER {
+            align
+        } else {
+            Self::HEADER
+        }
+    }
+
+    /// Block layout for a value of `size` bytes aligned to `align`.
+    #[inline(always)]
+    pub(crate) const fn block_layout(size: usize, align: usize) -> Option<Layout> {
+        let Some(total) = Self::value_offset(align).checked_add(size) else {
+            return None;
+        };
+        match Layout::from_size_align(total, if align > 8 { align } else { 8 }) {
+            Ok(layout) => Some(layout),
+            Err(_) => None,
+        }
+    }
+
+    /// Block layout of the object holding `value`.
+    #[inline(always)]
+    pub(crate) fn layout_of_val(value: &T) -> Layout {
+        Self::block_layout(size_of_val(value), align_of_val(value)).expect("layout of a live object is valid")
+    }
+}
+
+impl<T: Trace + 'static> ObjectKind<T> {
+    /// The vtable of tracked objects holding a `T`.
+    pub(crate) const VTABLE: VTable = VTable {
+        trace: trace_value::<T>,
+        drop_value: drop_value::<T>,
+        deferred_release: crate::handle::gc::deferred_release::<T>,
+        block_layout: match Self::block_layout(size_of::<T>(), align_of::<T>()) {
+            Some(layout) => layout,
+            None => panic!("object too large"),
+        },
+        type_name: core::any::type_name::<T>,
+        type_id: TypeId::of::<T>,
+    };
+}
+
+use core::mem::{align_of_val, size_of_val};
+
+/// # Safety
+/// `value` points to a live `T`.
+unsafe fn trace_value<T: Trace>(value: NonNull<u8>, tracer: &mut Tracer<'_>) {
+    // SAFETY: the caller guarantees a live T at `value`.
+    unsafe { value.cast::<T>().as_ref() }.trace(tracer)
+}
+
+/// # Safety
+/// `value` points to a live `T` that is not used afterwards.
+unsafe fn drop_value<T>(value: NonNull<u8>) {
+    // SAFETY: the caller guarantees a live T that is never used again.
+    unsafe { value.cast::<T>().drop_in_place() }
+}
+
+/// The strong count of the object whose value starts at `value`.
+///
+/// # Safety
+/// `value` is the value address of a live object (any header kind).
+#[inline(always)]
+pub(crate) unsafe fn strong(value: NonNull<u8>) -> &'static Cell<u32> {
+    // SAFETY: both header kinds end with the strong count, right before the
+    // value; the reference does not outlive the object in practice (callers
+    // use it immediately).
+    unsafe { &*value.as_ptr().sub(4).cast::<Cell<u32>>() }
+}
+
+/// The header of a tracked object.
+///
+/// # Safety
+/// `value` is the value address of a live tracked object.
+#[inline(always)]
+pub(crate) unsafe fn tracked_header(value: NonNull<u8>) -> NonNull<TrackedHeader> {
+    // SAFETY: a tracked header is the 16 bytes right before the value.
+    unsafe { value.sub(size_of::<TrackedHeader>()).cast() }
+}
+
+/// The header of a leaf object.
+///
+/// # Safety
+/// `value` is the value address of a live leaf object.
+#[inline(always)]
+pub(crate) unsafe fn leaf_header(value: NonNull<u8>) -> NonNull<LeafHeader> {
+    // SAFETY: a leaf header is the 8 bytes right before the value.
+    unsafe { value.sub(size_of::<LeafHeader>()).cast() }
+}
+
+/// The value address of a tracked object from its header.
+#[allow(dead_code)] // used by the collector
+pub(crate) fn value_of(header: NonNull<TrackedHeader>) -> NonNull<u8> {
+    // SAFETY: the value follows the header in the same block.
+    unsafe { header.cast::<u8>().add(size_of::<TrackedHeader>()) }
+}
+
+impl TrackedHeader {
+    /// The word holding a tracked object's vtable pointer tagged with `flags`.
+    pub(crate) fn tagged(vtable: &'static VTable, flags: usize) -> *const VTable {
+        (vtable as *const VTable).map_addr(|addr| addr | flags)
+    }
+
+    /// The object's vtable.
+    pub(crate) fn vtable(&self) -> &'static VTable {
+        let ptr = self.vtable_and_flags.get().map_addr(|addr| addr & !flags::ALL);
+        // SAFETY: the word is a pointer to a `'static` vtable tagged with flag bits.
+        unsafe { &*ptr }
+    }
+
+    fn bits(&self) -> usize {
+        self.vtable_and_flags.get().addr()
+    }
+
+    pub(crate) fn has(&self, flag: usize) -> bool {
+        self.bits() & flag != 0
+    }
+
+    pub(crate) fn set(&self, flag: usize, on: bool) {
+        let word = self.vtable_and_flags.get();
+        self.vtable_and_flags
+            .set(word.map_addr(|addr| if on { addr | flag } else { addr & !flag }));
+    }
+
+    pub(crate) fn generation(&self) -> usize {
+        (self.bits() & flags::GEN_MASK) >> flags::GEN_SHIFT
+    }
+
+    pub(crate) fn set_generation(&self, generation: usize) {
+        debug_assert!(generation <= UNTRACKED_GEN);
+        let word = self.vtable_and_flags.get();
+        self.vtable_and_flags
+            .set(word.map_addr(|addr| (addr & !flags::GEN_MASK) | (generation << flags::GEN_SHIFT)));
+    }
+}
+
+impl LeafHeader {
+    pub(crate) fn has(&self, flag: usize) -> bool {
+        self.flags.get() as usize & flag != 0
+    }
+
+    pub(crate) fn set(&self, flag: usize, on: bool) {
+        let word = self.flags.get();
+        let flag = flag as u32;
+        self.flags.set(if on { word | flag } else { word & !flag });
+    }
+}
+
+/// Reads and writes the flags of an object whose kind is known from `T`.
+pub(crate) struct Flags;
+
+impl Flags {
+    /// # Safety
+    /// `value` is the value address of a live object holding a `T`.
+    #[inline(always)]
+    pub(crate) unsafe fn has<T: Trace + ?Sized + 'static>(value: NonNull<u8>, flag: usize) -> bool {
+        // SAFETY: forwarded; the header kind is decided by T.
+        unsafe {
+            if ObjectKind::<T>::TRACKED {
+                tracked_header(value).as_ref().has(flag)
+            } else {
+                leaf_header(value).as_ref().has(flag)
+            }
+        }
+    }
+
+    /// # Safety
+    /// `value` is the value address of a live object holding a `T`.
+    #[inline(always)]
+    pub(crate) unsafe fn set<T: Trace + ?Sized + 'static>(value: NonNull<u8>, flag: usize, on: bool) {
+        // SAFETY: forwarded; the header kind is decided by T.
+        unsafe {
+            if ObjectKind::<T>::TRACKED {
+                tracked_header(value).as_ref().set(flag, on)
+            } else {
+                leaf_header(value).as_ref().set(flag, on)
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The [`Trace`] trait: how the cycle collector sees the handles a value owns.
+//!
+//! The collector finds cycles by asking every tracked object for the `Gc`
+//! handles it owns. A `Trace` impl answers by calling [`Trace::trace`] on
+//! each field; a `Gc`'s own impl reports the edge to the [`Tracer`].
+//! `#[derive(Trace)]` writes the impl for structs and enums.
+//!
+//! # Safety model
+//!
+//! `Trace` is an `unsafe trait` because the collector relies on it, but a
+//! wrong impl can never cause undefined behaviour:
+//!
+//! * reporting **too few** edges makes the collector think a referent is held
+//!   from outside, so a cycle through it is not collected: a leak;
+//! * reporting **too many** edges can make the collector tear down a value
+//!   that a live handle still reaches. Memory is never released while a
+//!   strong count is above zero; the object becomes *dead* and dereferencing
+//!   its handle panics with a clear message (see `Gc::is_alive`).
+//!
+//! A value that cannot be traced right now (a `RefCell` that is mutably
+//! borrowed) calls [`Tracer::mark_incomplete`]; the collector then treats the
+//! object as reachable for this collection. Skipping edges is always safe.
+//!
+//! # Shared ownership inside a value
+//!
+//! `Rc`/`Arc` are opaque: an `Rc` may be shared by several parents, so
+//! tracing through it would report the same edge once per parent and make
+//! the referent look more referenced from inside than it is. Its contents stay
+//! alive (leak-safe, never unsafe). Put `Gc`s directly in your objects.
+
+mod impls;
+
+use core::ptr::NonNull;
+
+/// A value the cycle collector can look inside.
+///
+/// Derive it with `#[derive(Trace)]`. Hand-written impls call
+/// `Trace::trace` on every field that may hold a `Gc`:
+///
+/// ```
+/// use rcgc::{Gc, Trace, Tracer};
+///
+/// struct Pair {
+///     left: Gc<u64>,
+///     right: Option<Gc<u64>>,
+///     label: String,
+/// }
+///
+/// // SAFETY: visits every `Gc` the value owns.
+/// unsafe impl Trace for Pair {
+///     fn trace(&self, tracer: &mut Tracer<'_>) {
+///         self.left.trace(tracer);
+///         self.right.trace(tracer);
+///     }
+/// }
+/// ```
+///
+/// # Safety
+///
+/// An impl must visit every `Gc` the value owns, each once, and must not
+/// create or drop handles or mutate anything while tracing. Getting this
+/// wrong leaks or panics; it never causes undefined behaviour (see the
+/// [module docs](self)).
+pub unsafe trait Trace {
+    /// Whether a value of this type may own a `Gc` handle, directly or
+    /// transitively. Objects of types where this is `false` are *leaves*: the
+    /// cycle collector never tracks them and they carry an 8-byte header
+    /// instead of 16 (like CPython's untracked atomic objects). Conservative
+    /// default: `true`.
+    const MAY_CONTAIN_GC: bool = true;
+
+    /// Visits every `Gc` this value owns by calling `trace` on each field.
+    fn trace(&self, tracer: &mut Tracer<'_>);
+}
+
+/// One edge reported by a `Gc`'s `Trace` impl: the referent's value address
+/// and whether the referent is a tracked object.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Edge {
+    pub(crate) value: NonNull<u8>,
+    pub(crate) tracked: bool,
+}
+
+/// The visitor a [`Trace`] impl is given.
+pub struct Tracer<'a> {
+    visit: &'a mut dyn FnMut(Edge),
+    incomplete: bool,
+}
+
+#[allow(dead_code)] // `new` and `is_incomplete` are used by the collector
+impl<'a> Tracer<'a> {
+    pub(crate) fn new(visit: &'a mut dyn FnMut(Edge)) -> Self {
+        Tracer {
+            visit,
+            incomplete: false,
+        }
+    }
+
+    /// Records that this value cannot be traced completely right now (for
+    /// example a `RefCell` that is mutably borrowed). The collector then
+    /// treats the object being traced as reachable for this collection.
+    pub fn mark_incomplete(&mut self) {
+        self.incomplete = true;
+    }
+
+    /// Whether [`mark_incomplete`](Self::mark_incomplete) was called.
+    pub(crate) fn is_incomplete(&self) -> bool {
+        self.incomplete
+    }
+
+    #[inline]
+    pub(crate) fn edge(&mut self, edge: Edge) {
+        (self.visit)(edge)
+    }
+}
+
+impl core::fmt::Debug for Tracer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("incomplete", &self.incomplete)
+            .finish_non_exhaustive()
+    }
+}
