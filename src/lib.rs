@@ -36,15 +36,17 @@
 extern crate self as rcgc;
 
 pub mod alloc;
+pub mod collect;
 mod handle;
 mod heap;
 mod object;
 pub mod trace;
 
-pub use handle::{Gc, Weak};
-pub use heap::{Heap, MAX_RELEASE_DEPTH};
+pub use collect::{DebugFlags, GcError, GcInfo, GcPhase, GenerationStats};
+pub use handle::{AnyGc, Gc, ObjectRef, Weak};
+pub use heap::{CallbackId, DisabledGuard, Heap, MAX_RELEASE_DEPTH};
 pub use rcgc_derive::Trace;
-pub use trace::{Trace, Tracer};
+pub use trace::{Finalize, Trace, Tracer};
 
 /// The strong count reported for immortal objects (CPython 3.12's `4294967295`).
 pub const IMMORTAL_REFCOUNT: usize = object::IMMORTAL as usize;

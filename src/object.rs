@@ -64,17 +64,22 @@ pub(crate) mod flags {
     /// A weak side record exists for this object.
     pub(crate) const HAS_WEAK: usize = 1 << 2;
     /// The object's finalizer has run (PEP 442: at most once).
-    #[allow(dead_code)] // used by the collector
     pub(crate) const FINALIZED: usize = 1 << 3;
     /// Two bits: the generation (0, 1, 2, or 3 = permanent/untracked).
     pub(crate) const GEN_SHIFT: u32 = 4;
     pub(crate) const GEN_MASK: usize = 0b11 << GEN_SHIFT;
+    /// The object is in the set a running collection examines; its `slot`
+    /// then indexes the collector's work list instead of a generation.
+    pub(crate) const COLLECTING: usize = 1 << 6;
     /// Every flag bit.
-    pub(crate) const ALL: usize = 0b11_1111;
+    pub(crate) const ALL: usize = 0b111_1111;
 }
 
-/// Generation value meaning "not in any generation vector" (immortal objects).
+/// Generation value of frozen (permanent) objects, and of immortal or dead
+/// ones, which are in no list at all (their slot is [`NO_SLOT`]).
 pub(crate) const UNTRACKED_GEN: usize = 3;
+/// Slot of a tracked object that is in no generation list.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// The header of a leaf object.
 #[repr(C)]
@@ -94,7 +99,7 @@ pub(crate) struct TrackedHeader {
 const _: () = assert!(size_of::<LeafHeader>() == 8 && size_of::<TrackedHeader>() == 16);
 
 /// What the collector needs to handle a tracked object of unknown type.
-#[repr(C, align(64))]
+#[repr(C, align(128))]
 pub(crate) struct VTable {
     /// Calls `Trace::trace` on the value.
     pub(crate) trace: unsafe fn(NonNull<u8>, &mut Tracer<'_>),
@@ -103,6 +108,11 @@ pub(crate) struct VTable {
     /// Drops the value and frees the block of a dying object whose release
     /// was queued (the trashcan); set by the handle layer.
     pub(crate) deferred_release: unsafe fn(NonNull<u8>),
+    /// Runs the whole release of an object whose last handle is gone (the
+    /// typed `Gc` drop slow path), for untyped handles.
+    pub(crate) release: unsafe fn(NonNull<u8>),
+    /// Calls the value type's finalizer with a temporary handle, if it has one.
+    pub(crate) finalize: Option<unsafe fn(NonNull<u8>)>,
     /// Layout of the whole block (header, padding, value).
     pub(crate) block_layout: Layout,
     /// `core::any::type_name` of the value type.
@@ -118,6 +128,8 @@ pub(crate) static NO_VTABLE: VTable = VTable {
     trace: |_, _| {},
     drop_value: |_| {},
     deferred_release: |_| {},
+    release: |_| {},
+    finalize: None,
     block_layout: Layout::new::<()>(),
     type_name: || "<untracked>",
     type_id: TypeId::of::<()>,
@@ -167,6 +179,12 @@ impl<T: Trace + 'static> ObjectKind<T> {
         trace: trace_value::<T>,
         drop_value: drop_value::<T>,
         deferred_release: crate::handle::gc::deferred_release::<T>,
+        release: crate::handle::gc::release_erased::<T>,
+        finalize: if T::HAS_FINALIZER {
+            Some(crate::handle::gc::finalize_erased::<T>)
+        } else {
+            None
+        },
         block_layout: match Self::block_layout(size_of::<T>(), align_of::<T>()) {
             Some(layout) => layout,
             None => panic!("object too large"),
@@ -225,7 +243,6 @@ pub(crate) unsafe fn leaf_header(value: NonNull<u8>) -> NonNull<LeafHeader> {
 }
 
 /// The value address of a tracked object from its header.
-#[allow(dead_code)] // used by the collector
 pub(crate) fn value_of(header: NonNull<TrackedHeader>) -> NonNull<u8> {
     // SAFETY: the value follows the header in the same block.
     unsafe { header.cast::<u8>().add(size_of::<TrackedHeader>()) }

@@ -93,6 +93,9 @@
 //!   file handles, raw pointers, …). Skipping a field that *does* own a `Gc`
 //!   is memory-safe but may leak: a cycle through that field is never
 //!   collected.
+//! * `#[trace(finalize)]` on the struct or enum: the type has a finalizer
+//!   (Python's `__del__`): implement `rcgc::Finalize` for it, and the
+//!   generated impl sets `HAS_FINALIZER` and forwards `Trace::finalize` to it.
 //! * `#[trace(tracked)]` on the struct or enum: `MAY_CONTAIN_GC` is `true`
 //!   without consulting the fields. See below for when it is needed.
 //!
@@ -175,7 +178,7 @@ fn expand(input: DeriveInput) -> TokenStream {
 }
 
 /// Attribute arguments accepted on the struct or enum.
-const CONTAINER_ARGS: &str = "`tracked`";
+const CONTAINER_ARGS: &str = "`tracked`, `finalize`";
 /// Attribute arguments accepted on a field.
 const FIELD_ARGS: &str = "`skip`";
 
@@ -218,7 +221,7 @@ enum SelfRef {
 fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
     let mut errors = ErrorSink::default();
 
-    let tracked = errors.collect(parse_container_attrs(&input.attrs));
+    let container = errors.collect(parse_container_attrs(&input.attrs));
     if is_packed(&input.attrs) {
         errors.push(Error::new_spanned(
             &input.ident,
@@ -258,7 +261,7 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         }
     };
     errors.finish()?;
-    let tracked = tracked.unwrap_or(false);
+    let ContainerAttrs { tracked, finalize } = container.unwrap_or_default();
 
     let ident = &input.ident;
     let self_args = own_generic_args(&input.generics);
@@ -326,10 +329,24 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         }
     };
 
+    let finalizer = if finalize {
+        quote! {
+            const HAS_FINALIZER: bool = true;
+
+            #[inline]
+            fn finalize(this: &::rcgc::Gc<Self>) {
+                <Self as ::rcgc::Finalize>::finalize(this)
+            }
+        }
+    } else {
+        quote!()
+    };
+
     Ok(quote! {
         #[automatically_derived]
         unsafe impl #impl_generics ::rcgc::Trace for #ident #ty_generics #where_clause {
             const MAY_CONTAIN_GC: bool = #may_contain_gc;
+            #finalizer
 
             #[inline]
             fn trace(&self, #tracer: &mut ::rcgc::Tracer<'_>) {
@@ -410,14 +427,25 @@ fn trace_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|attr| attr.path().is_ident("trace"))
 }
 
-/// Returns whether `#[trace(tracked)]` is present.
-fn parse_container_attrs(attrs: &[Attribute]) -> Result<bool> {
+/// Container options: `#[trace(tracked)]`, `#[trace(finalize)]`.
+#[derive(Default, Clone, Copy)]
+struct ContainerAttrs {
+    tracked: bool,
+    finalize: bool,
+}
+
+/// Parses the container's `#[trace(...)]` attributes.
+fn parse_container_attrs(attrs: &[Attribute]) -> Result<ContainerAttrs> {
     let mut tracked = false;
+    let mut finalize = false;
     let mut errors = ErrorSink::default();
     for attr in trace_attrs(attrs) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("tracked") {
                 tracked = true;
+                no_value(&meta)
+            } else if meta.path.is_ident("finalize") {
+                finalize = true;
                 no_value(&meta)
             } else if meta.path.is_ident("skip") {
                 Err(meta.error(format!(
@@ -433,7 +461,7 @@ fn parse_container_attrs(attrs: &[Attribute]) -> Result<bool> {
         errors.collect(result);
     }
     errors.finish()?;
-    Ok(tracked)
+    Ok(ContainerAttrs { tracked, finalize })
 }
 
 /// Returns whether `#[trace(skip)]` is present.

@@ -10,6 +10,7 @@ use core::marker::PhantomData;
 use core::mem::align_of;
 use core::ops::Deref;
 use core::ptr::NonNull;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::alloc::{usable_size, AllocError, AllocErrorKind, Allocator};
 use crate::heap::current;
@@ -203,6 +204,10 @@ impl<T: Trace + ?Sized + 'static> Gc<T> {
 /// Allocates a sized value on `inner`.
 #[inline(always)]
 pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: bool) -> Result<Gc<T>, AllocError> {
+    if ObjectKind::<T>::TRACKED && !immortal {
+        // Like CPython, an automatic collection happens before the allocation.
+        inner.before_tracked_alloc();
+    }
     let layout = ObjectKind::<T>::VTABLE.block_layout;
     let block = inner.allocator.alloc(layout)?;
     let offset = ObjectKind::<T>::value_offset(align_of::<T>());
@@ -355,14 +360,19 @@ impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
     }
 }
 
-/// Destroys an object whose last handle was just dropped.
+/// Destroys an object whose last handle was just dropped (or resurrects it,
+/// if its finalizer stores a new handle).
+///
+/// Order, as CPython's refcount path: finalizer (the object is intact and its
+/// weak references still work), then weak references cleared, then the
+/// value dropped and the block freed.
 ///
 /// # Safety
-/// `ptr` is the value of a live object with a strong count of 1 held by the
-/// handle being dropped.
+/// `ptr` is the value of a live object whose last handle is being dropped
+/// (count 1), or a queued release (count 0).
 #[cold]
 #[inline(never)]
-unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
     let value = ptr.cast::<u8>();
     // SAFETY: the header is live; a dead value is never referenced again, so
     // its layout comes from the vtable instead of the value.
@@ -377,7 +387,32 @@ unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
     unsafe {
         let inner_ptr = heap_of::<T>(value, layout);
         let inner = inner_ptr.as_ref();
-        object::strong(value).set(0);
+        let strong = object::strong(value);
+        if ObjectKind::<T>::TRACKED && inner.tracing.get() {
+            // The collector is reading candidates: free nothing now.
+            strong.set(0);
+            inner.queue_pending(value);
+            return;
+        }
+        if T::HAS_FINALIZER && !dead && !object::Flags::has::<T>(value, flags::FINALIZED) {
+            object::Flags::set::<T>(value, flags::FINALIZED, true);
+            strong.set(1);
+            let temp = Gc::<T>::from_counted(ptr);
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| T::finalize(&temp))) {
+                inner.report_panic(
+                    format_args!("the finalizer of {}", core::any::type_name::<T>()),
+                    &*panic,
+                );
+            }
+            let count = strong.get();
+            core::mem::forget(temp);
+            if count > 1 {
+                // Resurrected: the finalizer stored a new handle.
+                strong.set(count - 1);
+                return;
+            }
+        }
+        strong.set(0);
         if object::Flags::has::<T>(value, flags::HAS_WEAK) {
             weak::clear(inner, value);
             object::Flags::set::<T>(value, flags::HAS_WEAK, false);
@@ -404,6 +439,31 @@ unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
             HeapInner::maybe_destroy(inner_ptr);
         }
     }
+}
+
+/// `release` for untyped handles.
+///
+/// # Safety
+/// As `release`, for an object holding a `T`.
+pub(crate) unsafe fn release_erased<T: Trace + 'static>(value: NonNull<u8>) {
+    // SAFETY: forwarded.
+    unsafe { release(value.cast::<T>()) }
+}
+
+/// Runs `T`'s finalizer for the collector with a temporary handle; a
+/// finalizer that stores a clone of it resurrects the object.
+///
+/// # Safety
+/// `value` is a live object holding a `T`.
+pub(crate) unsafe fn finalize_erased<T: Trace + 'static>(value: NonNull<u8>) {
+    // SAFETY: the object is live; the temporary handle adds one count and
+    // removes it when dropped (which may release the object).
+    let temp = unsafe {
+        let strong = object::strong(value);
+        strong.set(strong.get() + 1);
+        Gc::<T>::from_counted(value.cast())
+    };
+    T::finalize(&temp);
 }
 
 /// The queued second half of `release` for a sized `T`.

@@ -16,8 +16,10 @@
 //! object's memory is reused as soon as it dies even while weak references
 //! to it remain; they simply fail to upgrade.
 
+pub(crate) mod any;
 pub(crate) mod gc;
 pub(crate) mod weak;
 
+pub use any::{AnyGc, ObjectRef};
 pub use gc::Gc;
 pub use weak::Weak;

@@ -1,6 +1,6 @@
 //! `HeapInner`: the state shared by a `Heap` and every object in it.
 //!
-//! It owns the allocator, the young-generation vector of tracked objects, the
+//! It owns the allocator, the generations of tracked objects, the
 //! weak side table and the deferred-release queue. Its address is stored as
 //! the allocator's owner data, so any object finds it by masking its own
 //! address (small objects) or from its large-block header.
@@ -16,13 +16,21 @@
 //! Dropping a value runs user code, which may drop other handles of the same
 //! heap, allocate, or upgrade weak references. So every field is a `Cell` or
 //! an `UnsafeCell` that is borrowed only inside a short method that calls no
-//! user code (`with_young`, `with_weak_table`, `with_deferred`).
+//! user code (`with_gens`, `with_work`, `with_weak_table`, `with_deferred`).
 
-use core::cell::{Cell, UnsafeCell};
+use core::cell::{Cell, RefCell, UnsafeCell};
+use core::fmt;
 use core::ptr::NonNull;
+use std::any::Any;
+use std::io::Write;
 
 use crate::alloc::Allocator;
-use crate::object::TrackedHeader;
+use crate::collect::generations::Generations;
+use crate::collect::{
+    Action, CollectorPolicy, DebugFlags, GcInfo, GcPhase, GenerationStats, Generational, PolicyContext, GENERATIONS,
+};
+use crate::handle::AnyGc;
+use crate::object::{self, flags, TrackedHeader};
 
 use super::super::handle::weak::WeakSlot;
 
@@ -33,6 +41,9 @@ pub const MAX_RELEASE_DEPTH: u32 = 48;
 /// A release waiting in the queue: the value address and the function that
 /// drops the value and frees the block.
 pub(crate) type Deferred = (NonNull<u8>, unsafe fn(NonNull<u8>));
+
+/// A collection callback (`gc.callbacks` entry).
+pub(crate) type GcCallback = Box<dyn FnMut(GcPhase, &GcInfo)>;
 
 /// A heap kept forever because it holds immortal objects.
 struct ImmortalHeap(#[allow(dead_code)] NonNull<HeapInner>);
@@ -45,8 +56,28 @@ static IMMORTAL_HEAPS: std::sync::Mutex<Vec<ImmortalHeap>> = std::sync::Mutex::n
 
 pub(crate) struct HeapInner {
     pub(crate) allocator: Allocator,
-    /// Tracked objects of generation 0, each knowing its index (`slot`).
-    young: UnsafeCell<Vec<NonNull<TrackedHeader>>>,
+    /// The generation lists and counters.
+    gens: UnsafeCell<Generations>,
+    /// The candidates of the running collection, indexed by their `slot`;
+    /// `None` once released (see `collect::algorithm`).
+    work: UnsafeCell<Vec<Option<NonNull<TrackedHeader>>>>,
+    /// Tracked objects whose release was queued while `Trace` impls ran.
+    pending: UnsafeCell<Vec<NonNull<u8>>>,
+    /// A collection is running (collections are not re-entrant).
+    pub(crate) collecting: Cell<bool>,
+    /// The collector is running `Trace` impls: queue tracked releases.
+    pub(crate) tracing: Cell<bool>,
+    /// Automatic collection is enabled (`gc.enable()`).
+    pub(crate) enabled: Cell<bool>,
+    /// Ask the policy when the generation-0 count exceeds this.
+    poll_at: Cell<usize>,
+    pub(crate) debug: Cell<DebugFlags>,
+    sink: RefCell<Box<dyn Write>>,
+    callbacks: RefCell<Vec<(u64, GcCallback)>>,
+    next_callback_id: Cell<u64>,
+    pub(crate) stats: Cell<[GenerationStats; GENERATIONS]>,
+    garbage: RefCell<Vec<AnyGc>>,
+    policy: RefCell<Box<dyn CollectorPolicy>>,
     /// Object value address → its weak record, for objects with `HAS_WEAK`.
     weak_table: UnsafeCell<hashbrown::HashMap<usize, NonNull<WeakSlot>>>,
     deferred: UnsafeCell<Vec<Deferred>>,
@@ -65,7 +96,20 @@ impl HeapInner {
     pub(crate) fn create() -> NonNull<HeapInner> {
         let inner = NonNull::from(Box::leak(Box::new(HeapInner {
             allocator: Allocator::new(),
-            young: UnsafeCell::new(Vec::new()),
+            gens: UnsafeCell::new(Generations::new()),
+            work: UnsafeCell::new(Vec::new()),
+            pending: UnsafeCell::new(Vec::new()),
+            collecting: Cell::new(false),
+            tracing: Cell::new(false),
+            enabled: Cell::new(true),
+            poll_at: Cell::new(700),
+            debug: Cell::new(DebugFlags::NONE),
+            sink: RefCell::new(Box::new(std::io::stderr())),
+            callbacks: RefCell::new(Vec::new()),
+            next_callback_id: Cell::new(0),
+            stats: Cell::new([GenerationStats::default(); GENERATIONS]),
+            garbage: RefCell::new(Vec::new()),
+            policy: RefCell::new(Box::new(Generational)),
             weak_table: UnsafeCell::new(hashbrown::HashMap::new()),
             deferred: UnsafeCell::new(Vec::new()),
             release_depth: Cell::new(0),
@@ -81,12 +125,19 @@ impl HeapInner {
         inner
     }
 
-    /// Runs `f` on the young-generation vector. `f` must not call user code.
+    /// Runs `f` on the generations. `f` must not call user code.
     #[inline(always)]
-    pub(crate) fn with_young<R>(&self, f: impl FnOnce(&mut Vec<NonNull<TrackedHeader>>) -> R) -> R {
+    pub(crate) fn with_gens<R>(&self, f: impl FnOnce(&mut Generations) -> R) -> R {
         // SAFETY: single-threaded, and `f` calls no user code, so this is the
-        // only reference to the vector while it runs.
-        f(unsafe { &mut *self.young.get() })
+        // only reference to the generations while it runs.
+        f(unsafe { &mut *self.gens.get() })
+    }
+
+    /// Runs `f` on the collector's work list. `f` must not call user code.
+    #[inline]
+    pub(crate) fn with_work<R>(&self, f: impl FnOnce(&mut Vec<Option<NonNull<TrackedHeader>>>) -> R) -> R {
+        // SAFETY: as in `with_gens`.
+        f(unsafe { &mut *self.work.get() })
     }
 
     /// Runs `f` on the weak side table. `f` must not call user code.
@@ -95,28 +146,28 @@ impl HeapInner {
         &self,
         f: impl FnOnce(&mut hashbrown::HashMap<usize, NonNull<WeakSlot>>) -> R,
     ) -> R {
-        // SAFETY: as in `with_young`.
+        // SAFETY: as in `with_gens`.
         f(unsafe { &mut *self.weak_table.get() })
     }
 
     /// Runs `f` on the deferred-release queue. `f` must not call user code.
     #[inline]
     pub(crate) fn with_deferred<R>(&self, f: impl FnOnce(&mut Vec<Deferred>) -> R) -> R {
-        // SAFETY: as in `with_young`.
+        // SAFETY: as in `with_gens`.
         f(unsafe { &mut *self.deferred.get() })
     }
 
     /// Adds a tracked object to generation 0.
     #[inline(always)]
     pub(crate) fn track(&self, header: NonNull<TrackedHeader>) {
-        self.with_young(|young| {
-            // SAFETY: `header` is a freshly initialised tracked header.
-            unsafe { header.as_ref() }.slot.set(young.len() as u32);
-            young.push(header);
+        self.with_gens(|gens| {
+            gens.count[0] += 1;
+            gens.push(0, header);
         })
     }
 
-    /// Removes a dying tracked object from its generation vector.
+    /// Removes a dying tracked object from its generation list (or from the
+    /// running collection's work list).
     ///
     /// # Safety
     /// `header` is a live tracked object of this heap.
@@ -124,23 +175,180 @@ impl HeapInner {
     pub(crate) unsafe fn untrack(&self, header: NonNull<TrackedHeader>) {
         // SAFETY: the caller guarantees a live tracked header.
         let h = unsafe { header.as_ref() };
-        if h.generation() != 0 {
-            return;
-        }
-        self.with_young(|young| {
+        if h.has(flags::COLLECTING) {
             let slot = h.slot.get() as usize;
-            debug_assert_eq!(young[slot], header, "generation slot out of sync");
-            young.swap_remove(slot);
-            if let Some(&moved) = young.get(slot) {
-                // SAFETY: every entry of the vector is a live tracked object.
-                unsafe { moved.as_ref() }.slot.set(slot as u32);
-            }
-        })
+            self.with_work(|work| {
+                if work.get(slot) == Some(&Some(header)) {
+                    work[slot] = None;
+                }
+            });
+            h.set(flags::COLLECTING, false);
+            h.slot.set(object::NO_SLOT);
+        } else {
+            self.with_gens(|gens| gens.remove(header));
+        }
+        self.with_gens(|gens| gens.count[0] = gens.count[0].saturating_sub(1));
     }
 
-    /// Number of tracked objects in generation 0.
-    pub(crate) fn young_len(&self) -> usize {
-        self.with_young(|young| young.len())
+    /// Before a tracked allocation: asks the policy whether to collect once
+    /// the generation-0 count passed its poll point.
+    #[inline(always)]
+    pub(crate) fn before_tracked_alloc(&self) {
+        if self.with_gens(|gens| gens.count[0]) > self.poll_at.get() {
+            self.poll_on_allocation();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_on_allocation(&self) {
+        if self.collecting.get() || !self.enabled.get() {
+            return;
+        }
+        let ctx = self.policy_context();
+        let action = self.policy.borrow_mut().on_allocation(&ctx);
+        self.perform(action);
+        self.refresh_poll();
+    }
+
+    /// Asks the policy at a checkpoint (`Heap::checkpoint`); returns what was collected.
+    pub(crate) fn checkpoint(&self) -> usize {
+        if self.collecting.get() {
+            return 0;
+        }
+        let ctx = self.policy_context();
+        let action = self.policy.borrow_mut().on_checkpoint(&ctx);
+        let found = self.perform(action);
+        self.refresh_poll();
+        found
+    }
+
+    fn perform(&self, action: Action) -> usize {
+        match action {
+            Action::Nothing => 0,
+            Action::Collect { generation } => crate::collect::algorithm::collect(self, generation.min(GENERATIONS - 1)),
+        }
+    }
+
+    /// What policies see.
+    pub(crate) fn policy_context(&self) -> PolicyContext {
+        let mut ctx = PolicyContext::default();
+        self.with_gens(|gens| {
+            let sizes = gens.sizes();
+            ctx.count = gens.count;
+            ctx.threshold = gens.threshold;
+            ctx.objects = [sizes[0], sizes[1], sizes[2]];
+            ctx.long_lived_total = gens.long_lived_total;
+            ctx.long_lived_pending = gens.long_lived_pending;
+        });
+        ctx.bytes_in_use = self.allocator.bytes_in_use();
+        ctx
+    }
+
+    /// Re-reads the policy's poll point.
+    pub(crate) fn refresh_poll(&self) {
+        let ctx = self.policy_context();
+        let at = match self.policy.try_borrow() {
+            Ok(policy) if self.enabled.get() => policy.poll_after(&ctx).unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
+        self.poll_at.set(at);
+    }
+
+    /// Replaces the policy.
+    pub(crate) fn set_policy(&self, policy: Box<dyn CollectorPolicy>) {
+        *self.policy.borrow_mut() = policy;
+        self.refresh_poll();
+    }
+
+    pub(crate) fn policy_after_collection(&self, info: &GcInfo) {
+        if let Ok(mut policy) = self.policy.try_borrow_mut() {
+            policy.after_collection(info);
+        }
+        self.refresh_poll();
+    }
+
+    /// Registers a collection callback; returns its id.
+    pub(crate) fn add_callback(&self, callback: GcCallback) -> u64 {
+        let id = self.next_callback_id.get();
+        self.next_callback_id.set(id + 1);
+        self.callbacks.borrow_mut().push((id, callback));
+        id
+    }
+
+    /// Removes a collection callback; whether it was registered.
+    pub(crate) fn remove_callback(&self, id: u64) -> bool {
+        let mut callbacks = self.callbacks.borrow_mut();
+        let before = callbacks.len();
+        callbacks.retain(|(i, _)| *i != id);
+        callbacks.len() != before
+    }
+
+    /// Calls every callback; callbacks added meanwhile are kept, panics reported.
+    pub(crate) fn run_callbacks(&self, phase: GcPhase, info: GcInfo) {
+        let mut running = core::mem::take(&mut *self.callbacks.borrow_mut());
+        for (_, callback) in &mut running {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(phase, &info)));
+            if let Err(panic) = result {
+                self.report_panic(format_args!("a gc callback"), &*panic);
+            }
+        }
+        let mut callbacks = self.callbacks.borrow_mut();
+        running.append(&mut callbacks);
+        *callbacks = running;
+    }
+
+    /// Writes one line to the debug sink (stderr by default).
+    pub(crate) fn debug_line(&self, line: fmt::Arguments<'_>) {
+        if let Ok(mut sink) = self.sink.try_borrow_mut() {
+            let _ = writeln!(sink, "{line}");
+        }
+    }
+
+    pub(crate) fn set_sink(&self, sink: Box<dyn Write>) {
+        *self.sink.borrow_mut() = sink;
+    }
+
+    /// Reports a panic caught in user code run by the heap, like CPython's
+    /// "Exception ignored in".
+    pub(crate) fn report_panic(&self, place: fmt::Arguments<'_>, panic: &(dyn Any + Send)) {
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("<non-string panic payload>");
+        self.debug_line(format_args!("rcgc: panic ignored in {place}: {message}"));
+    }
+
+    /// Keeps objects of a DEBUG_SAVEALL collection.
+    pub(crate) fn save_garbage(&self, mut saved: Vec<AnyGc>) {
+        self.garbage.borrow_mut().append(&mut saved);
+    }
+
+    /// The saved garbage (`gc.garbage`).
+    pub(crate) fn garbage(&self) -> Vec<AnyGc> {
+        self.garbage.borrow().clone()
+    }
+
+    /// Empties the saved garbage, returning it.
+    pub(crate) fn take_garbage(&self) -> Vec<AnyGc> {
+        core::mem::take(&mut *self.garbage.borrow_mut())
+    }
+
+    /// Queues the release of a tracked object whose last handle went while
+    /// `Trace` impls run.
+    pub(crate) fn queue_pending(&self, value: NonNull<u8>) {
+        // SAFETY: as in `with_gens`.
+        unsafe { &mut *self.pending.get() }.push(value);
+    }
+
+    /// Runs the queued releases.
+    pub(crate) fn drain_pending(&self) {
+        // SAFETY: as in `with_gens`; the borrow ends before each release.
+        while let Some(value) = unsafe { &mut *self.pending.get() }.pop() {
+            // SAFETY: a queued object is live with count zero, released once.
+            unsafe { (object::tracked_header(value).as_ref().vtable().release)(value) };
+        }
     }
 
     pub(crate) fn block_allocated(&self) {

@@ -1,7 +1,10 @@
 //! [`Heap`]: the owner of objects.
 
 pub(crate) mod current;
+mod gc_api;
 pub(crate) mod inner;
+
+pub use gc_api::{CallbackId, DisabledGuard};
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -169,11 +172,6 @@ impl Heap {
     pub fn object_count(&self) -> usize {
         self.inner().live_objects.get()
     }
-
-    /// Tracked objects in the youngest generation.
-    pub fn young_count(&self) -> usize {
-        self.inner().young_len()
-    }
 }
 
 impl Default for Heap {
@@ -193,10 +191,12 @@ impl core::fmt::Debug for Heap {
 }
 
 impl Drop for Heap {
-    /// Finishes any queued releases. Objects still held by handles stay
-    /// valid; the heap's memory is released when the last of them dies.
+    /// Runs a final full collection and finishes any queued releases.
+    /// Objects still held by handles stay valid; the heap's memory is
+    /// released when the last of them dies.
     fn drop(&mut self) {
         let inner = self.inner();
+        crate::collect::algorithm::collect(inner, crate::collect::GENERATIONS - 1);
         if inner.release_depth.get() == 0 {
             inner.drain_deferred();
         }

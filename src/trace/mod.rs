@@ -71,6 +71,56 @@ pub unsafe trait Trace {
 
     /// Visits every `Gc` this value owns by calling `trace` on each field.
     fn trace(&self, tracer: &mut Tracer<'_>);
+
+    /// Whether [`finalize`](Self::finalize) does anything. Types without a
+    /// finalizer (the default) pay nothing for the feature.
+    const HAS_FINALIZER: bool = false;
+
+    /// The object's finalizer, Python's `__del__` (PEP 442): called at most
+    /// once per object, when it becomes unreachable: by its count reaching
+    /// zero, or by the cycle collector while every object of its garbage
+    /// cycle is still intact. It may *resurrect* the object by storing a
+    /// clone of `this` somewhere reachable. Set
+    /// [`HAS_FINALIZER`](Self::HAS_FINALIZER) to `true` when you override it
+    /// (`#[derive(Trace)]` with `#[trace(finalize)]` forwards to
+    /// [`Finalize`](crate::Finalize)).
+    ///
+    /// Unlike `Drop`, a finalizer may use the other objects the value points
+    /// to: during a collection none of them has been torn down yet.
+    fn finalize(this: &crate::Gc<Self>)
+    where
+        Self: 'static,
+    {
+        let _ = this;
+    }
+}
+
+/// A finalizer for a type that derives [`Trace`]: add `#[trace(finalize)]`
+/// to the type and implement this trait.
+///
+/// ```
+/// use std::cell::Cell;
+/// use rcgc::{Finalize, Gc, Heap, Trace};
+///
+/// #[derive(Trace)]
+/// #[trace(finalize)]
+/// struct Resource { closed: Cell<bool> }
+///
+/// impl Finalize for Resource {
+///     fn finalize(this: &Gc<Self>) {
+///         this.closed.set(true); // e.g. flush a file; other objects are still intact here
+///     }
+/// }
+///
+/// let heap = Heap::new();
+/// let r = heap.alloc(Resource { closed: Cell::new(false) });
+/// let weak = Gc::downgrade(&r);
+/// drop(r);
+/// assert!(weak.upgrade().is_none());
+/// ```
+pub trait Finalize: Trace + Sized + 'static {
+    /// See [`Trace::finalize`].
+    fn finalize(this: &crate::Gc<Self>);
 }
 
 /// One edge reported by a `Gc`'s `Trace` impl: the referent's value address
@@ -87,7 +137,6 @@ pub struct Tracer<'a> {
     incomplete: bool,
 }
 
-#[allow(dead_code)] // `new` and `is_incomplete` are used by the collector
 impl<'a> Tracer<'a> {
     pub(crate) fn new(visit: &'a mut dyn FnMut(Edge)) -> Self {
         Tracer {

@@ -1,0 +1,387 @@
+//! One collection, step by step (see the [module docs](super) for the idea).
+//!
+//! # Invariants
+//!
+//! * While the collection runs, its candidates carry the `COLLECTING` flag
+//!   and their `slot` indexes `HeapInner::work` (not a generation list). A
+//!   candidate released during the collection clears its entry there, so the
+//!   collector never touches a freed object.
+//! * Detection (`find_reachable`) runs no user code except `Trace` impls.
+//!   While it runs `HeapInner::tracing` is set and releases of tracked
+//!   objects are queued (`pending`) instead of performed, so even a `Trace`
+//!   impl that drops handles cannot free memory the collector is reading. An
+//!   object queued that way (count zero) is treated as reachable.
+//! * Edges are accepted only if the referent is a candidate of *this*
+//!   collection (its slot points back to it in `cands`), so objects of other
+//!   heaps are ignored.
+//! * Memory is freed only by a count reaching zero. Teardown marks a value
+//!   `DEAD` before dropping it; if a wrong `Trace` impl made the collector
+//!   tear down an object that a handle still reaches, the object stays
+//!   allocated, dead, and that handle panics on dereference.
+//! * User code (finalizers, `Drop`, callbacks) runs with every `catch_unwind`
+//!   boundary needed to finish the collection; panics are reported on the
+//!   debug sink.
+
+use core::ptr::NonNull;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use crate::handle::AnyGc;
+use crate::heap::inner::HeapInner;
+use crate::object::{self, flags, TrackedHeader, NO_SLOT, UNTRACKED_GEN};
+use crate::trace::{Edge, Tracer};
+
+use super::{DebugFlags, GcInfo, GcPhase, GENERATIONS};
+
+/// Sets a `Cell<bool>` for its lifetime.
+struct FlagGuard<'a>(&'a core::cell::Cell<bool>);
+
+impl<'a> FlagGuard<'a> {
+    fn set(flag: &'a core::cell::Cell<bool>) -> Self {
+        flag.set(true);
+        FlagGuard(flag)
+    }
+}
+
+impl Drop for FlagGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// Collects generations `0..=generation`; returns the number of unreachable
+/// objects found (0 at once if a collection is already running).
+pub(crate) fn collect(inner: &HeapInner, generation: usize) -> usize {
+    if inner.collecting.get() {
+        return 0;
+    }
+    let start = Instant::now();
+    let found = {
+        let _collecting = FlagGuard::set(&inner.collecting);
+        inner.run_callbacks(
+            GcPhase::Start,
+            GcInfo {
+                generation,
+                collected: 0,
+                uncollectable: 0,
+            },
+        );
+        if inner.debug.get().contains(DebugFlags::STATS) {
+            let sizes = inner.with_gens(|g| g.sizes());
+            inner.debug_line(format_args!("gc: collecting generation {generation}..."));
+            inner.debug_line(format_args!(
+                "gc: objects in each generation: {} {} {}",
+                sizes[0], sizes[1], sizes[2]
+            ));
+            inner.debug_line(format_args!("gc: objects in permanent generation: {}", sizes[3]));
+        }
+        let found = collect_inner(inner, generation);
+        let mut stats = inner.stats.get();
+        stats[generation].collections += 1;
+        stats[generation].collected += found;
+        inner.stats.set(stats);
+        if inner.debug.get().contains(DebugFlags::STATS) {
+            let secs = start.elapsed().as_secs_f64();
+            inner.debug_line(format_args!(
+                "gc: done, {found} unreachable, 0 uncollectable, {secs:.4}s elapsed"
+            ));
+        }
+        found
+    };
+    // Releases queued while `Trace` impls ran (only a misbehaving impl causes them).
+    inner.drain_pending();
+    let info = GcInfo {
+        generation,
+        collected: found,
+        uncollectable: 0,
+    };
+    inner.run_callbacks(GcPhase::Stop, info);
+    inner.policy_after_collection(&info);
+    found
+}
+
+fn collect_inner(inner: &HeapInner, generation: usize) -> usize {
+    // 1. Bookkeeping and gathering.
+    let cands = inner.with_gens(|gens| {
+        if generation + 1 < GENERATIONS {
+            gens.count[generation + 1] += 1;
+        }
+        for count in &mut gens.count[..=generation] {
+            *count = 0;
+        }
+        gens.take_young(generation)
+    });
+    enter_work(inner, &cands);
+
+    // 2-3. Detection: no user code but Trace.
+    let reachable = {
+        let _tracing = FlagGuard::set(&inner.tracing);
+        find_reachable(inner, &cands)
+    };
+
+    // Survivors move up one generation.
+    let dest = (generation + 1).min(GENERATIONS - 1);
+    let mut unreachable = Vec::new();
+    let mut survivors = 0;
+    inner.with_gens(|gens| {
+        for (&header, &alive) in cands.iter().zip(&reachable) {
+            if alive {
+                // SAFETY: candidates are live (releases were queued).
+                unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                gens.push(dest, header);
+                survivors += 1;
+            } else {
+                unreachable.push(header);
+            }
+        }
+        if generation == 1 {
+            gens.long_lived_pending += survivors;
+        } else if generation == 2 {
+            gens.long_lived_total = survivors;
+            gens.long_lived_pending = 0;
+        }
+    });
+    if unreachable.is_empty() {
+        inner.with_work(Vec::clear);
+        return 0;
+    }
+    enter_work(inner, &unreachable);
+
+    // 4. Weak references to the garbage are cleared before any finalizer runs.
+    for header in &unreachable {
+        // SAFETY: no user code ran since they were gathered.
+        let h = unsafe { header.as_ref() };
+        if h.has(flags::HAS_WEAK) {
+            crate::handle::weak::clear(inner, object::value_of(*header));
+            h.set(flags::HAS_WEAK, false);
+        }
+    }
+
+    // 5. Finalizers, each at most once; the garbage is still intact.
+    let mut ran_finalizers = false;
+    for index in 0..unreachable.len() {
+        let Some(header) = inner.with_work(|work| work[index]) else {
+            continue;
+        };
+        // SAFETY: entries still in `work` are live.
+        let h = unsafe { header.as_ref() };
+        let Some(finalize) = h.vtable().finalize else { continue };
+        if h.has(flags::FINALIZED) {
+            continue;
+        }
+        h.set(flags::FINALIZED, true);
+        ran_finalizers = true;
+        let type_name = (h.vtable().type_name)();
+        // SAFETY: the object is live; the finalizer gets its own temporary handle.
+        let result = catch_unwind(AssertUnwindSafe(|| unsafe { finalize(object::value_of(header)) }));
+        if let Err(panic) = result {
+            inner.report_panic(format_args!("the finalizer of {type_name}"), &*panic);
+        }
+    }
+
+    // 6. Resurrection: finalizers may have made garbage reachable again.
+    let mut garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.iter().flatten().copied().collect());
+    if ran_finalizers && !garbage.is_empty() {
+        enter_work(inner, &garbage);
+        let reachable = {
+            let _tracing = FlagGuard::set(&inner.tracing);
+            find_reachable(inner, &garbage)
+        };
+        let mut still_garbage = Vec::new();
+        inner.with_gens(|gens| {
+            for (&header, &alive) in garbage.iter().zip(&reachable) {
+                if alive {
+                    // SAFETY: entries in `work` are live.
+                    unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                    gens.push(dest, header);
+                } else {
+                    still_garbage.push(header);
+                }
+            }
+        });
+        garbage = still_garbage;
+        enter_work(inner, &garbage);
+    }
+    let found = garbage.len();
+    if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
+        for header in &garbage {
+            // SAFETY: entries in `work` are live.
+            let h = unsafe { header.as_ref() };
+            let name = (h.vtable().type_name)();
+            inner.debug_line(format_args!(
+                "gc: collectable <{name} {:#x}>",
+                object::value_of(*header).as_ptr() as usize
+            ));
+        }
+    }
+
+    // 7. Save (DEBUG_SAVEALL) or tear down.
+    if inner.debug.get().contains(DebugFlags::SAVEALL) {
+        let mut saved = Vec::with_capacity(garbage.len());
+        inner.with_gens(|gens| {
+            for &header in &garbage {
+                // SAFETY: entries in `work` are live.
+                unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                gens.push(GENERATIONS - 1, header);
+                // SAFETY: as above.
+                saved.extend(unsafe { AnyGc::from_header(header) });
+            }
+        });
+        inner.with_work(Vec::clear);
+        inner.save_garbage(saved);
+        return found;
+    }
+    for index in 0..garbage.len() {
+        let Some(header) = inner.with_work(|work| work[index]) else {
+            continue;
+        };
+        tear_down(inner, index, header);
+    }
+    inner.with_work(Vec::clear);
+    found
+}
+
+/// Drops the value of a garbage object and lets its count fall.
+fn tear_down(inner: &HeapInner, index: usize, header: NonNull<TrackedHeader>) {
+    // SAFETY: entries in `work` are live.
+    let h = unsafe { header.as_ref() };
+    let vtable = h.vtable();
+    // SAFETY: the object is live; the temporary handle keeps it allocated
+    // while its value is dropped.
+    let Some(temp) = (unsafe { AnyGc::from_header(header) }) else {
+        return;
+    };
+    h.set(flags::DEAD, true);
+    let value = object::value_of(header);
+    // SAFETY: the value is live and, being DEAD, never read or dropped again.
+    let result = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.drop_value)(value) }));
+    if let Err(panic) = result {
+        inner.report_panic(format_args!("Drop of {}", (vtable.type_name)()), &*panic);
+    }
+    let last = h.strong.get() == 1;
+    if !last {
+        // A handle outside the garbage still reaches it (an over-reporting
+        // Trace impl): it stays allocated, dead and untracked until that
+        // handle goes.
+        inner.with_work(|work| work[index] = None);
+        h.set(flags::COLLECTING, false);
+        h.slot.set(NO_SLOT);
+        h.set_generation(UNTRACKED_GEN);
+        if inner.debug.get().contains(DebugFlags::UNCOLLECTABLE) || cfg!(debug_assertions) {
+            inner.debug_line(format_args!(
+                "gc: {} torn down while {} handle(s) remain: its referrers' Trace impls report more references than they hold",
+                (vtable.type_name)(),
+                h.strong.get() - 1
+            ));
+        }
+    }
+    drop(temp); // frees the block if this was the last count
+}
+
+/// Puts `headers` in the work list: flag them and point their slots there.
+fn enter_work(inner: &HeapInner, headers: &[NonNull<TrackedHeader>]) {
+    inner.with_work(|work| {
+        work.clear();
+        for (index, &header) in headers.iter().enumerate() {
+            // SAFETY: callers pass live tracked headers.
+            let h = unsafe { header.as_ref() };
+            h.set(flags::COLLECTING, true);
+            h.slot.set(index as u32);
+            work.push(Some(header));
+        }
+    })
+}
+
+/// Which of `cands` (all in the work list, in order) are reachable from
+/// outside the set: copy counts, subtract internal references, propagate.
+fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Vec<bool> {
+    let n = cands.len();
+    // SAFETY (whole function): candidates stay allocated while `tracing` is
+    // set, because releases of tracked objects are queued.
+    let mut refs: Vec<u32> = cands.iter().map(|h| unsafe { h.as_ref() }.strong.get()).collect();
+    // A count of zero means a release queued while tracing: leave it be.
+    let mut root: Vec<bool> = refs.iter().map(|&count| count == 0).collect();
+    let mut edges = Vec::new();
+    let index_of = |edge: &Edge| -> Option<usize> {
+        if !edge.tracked {
+            return None;
+        }
+        // SAFETY: an edge comes from a live handle owned by a live value.
+        let header = unsafe { object::tracked_header(edge.value) };
+        let h = unsafe { header.as_ref() };
+        let slot = h.slot.get() as usize;
+        (h.has(flags::COLLECTING) && slot < n && cands[slot] == header).then_some(slot)
+    };
+    for i in 0..n {
+        if !trace_into(inner, cands[i], &mut edges) {
+            root[i] = true; // untraceable now: its referents look referenced from outside
+            continue;
+        }
+        for edge in &edges {
+            if let Some(j) = index_of(edge) {
+                if refs[j] == 0 {
+                    root[j] = true;
+                    report_over_reporting(inner, cands[i], cands[j]);
+                } else {
+                    refs[j] -= 1;
+                }
+            }
+        }
+    }
+    let mut reachable = vec![false; n];
+    let mut stack: Vec<usize> = (0..n).filter(|&i| refs[i] > 0 || root[i]).collect();
+    for &i in &stack {
+        reachable[i] = true;
+    }
+    while let Some(i) = stack.pop() {
+        trace_into(inner, cands[i], &mut edges);
+        for edge in &edges {
+            if let Some(j) = index_of(edge) {
+                if !reachable[j] {
+                    reachable[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    reachable
+}
+
+/// Collects the edges of one object into `edges`; false if the trace was
+/// incomplete (or panicked).
+fn trace_into(inner: &HeapInner, header: NonNull<TrackedHeader>, edges: &mut Vec<Edge>) -> bool {
+    edges.clear();
+    // SAFETY: candidates stay allocated while tracing.
+    let h = unsafe { header.as_ref() };
+    if h.has(flags::DEAD) {
+        return true;
+    }
+    let vtable = h.vtable();
+    let value = object::value_of(header);
+    let mut push = |edge: Edge| edges.push(edge);
+    let mut tracer = Tracer::new(&mut push);
+    // SAFETY: the value is live (not DEAD).
+    let result = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.trace)(value, &mut tracer) }));
+    match result {
+        Ok(()) => !tracer.is_incomplete(),
+        Err(panic) => {
+            inner.report_panic(format_args!("Trace of {}", (vtable.type_name)()), &*panic);
+            false
+        }
+    }
+}
+
+/// CPython's debug-build "refcount is too small" check.
+fn report_over_reporting(inner: &HeapInner, from: NonNull<TrackedHeader>, to: NonNull<TrackedHeader>) {
+    if cfg!(debug_assertions) || inner.debug.get().contains(DebugFlags::UNCOLLECTABLE) {
+        // SAFETY: both are live candidates.
+        let (from, to) = unsafe { (from.as_ref(), to.as_ref()) };
+        inner.debug_line(format_args!(
+            "gc: refcount is too small: a {} has strong count {} but the Trace impls of its referrers (such as a {}) \
+             report more references; keeping it alive",
+            (to.vtable().type_name)(),
+            to.strong.get(),
+            (from.vtable().type_name)(),
+        ));
+    }
+}
