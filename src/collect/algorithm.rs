@@ -49,21 +49,38 @@ impl Drop for FlagGuard<'_> {
     }
 }
 
+/// What to collect.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Scope {
+    /// Generations `0..=n`.
+    Generations(usize),
+    /// One incremental step with this old-region budget.
+    Increment(usize),
+}
+
 /// Collects generations `0..=generation`; returns the number of unreachable
 /// objects found (0 at once if a collection is already running).
 pub(crate) fn collect(inner: &HeapInner, generation: usize) -> usize {
+    run(inner, Scope::Generations(generation))
+}
+
+/// Runs one collection of `scope` with callbacks, statistics and debug output.
+pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
     if inner.collecting.get() {
         return 0;
     }
+    let generation = match scope {
+        Scope::Generations(generation) => generation,
+        Scope::Increment(_) => 1,
+    };
     let start = Instant::now();
-    let found = {
+    let (found, candidates) = {
         let _collecting = FlagGuard::set(&inner.collecting);
         inner.run_callbacks(
             GcPhase::Start,
             GcInfo {
                 generation,
-                collected: 0,
-                uncollectable: 0,
+                ..GcInfo::default()
             },
         );
         if inner.debug.get().contains(DebugFlags::STATS) {
@@ -75,7 +92,10 @@ pub(crate) fn collect(inner: &HeapInner, generation: usize) -> usize {
             ));
             inner.debug_line(format_args!("gc: objects in permanent generation: {}", sizes[3]));
         }
-        let found = collect_inner(inner, generation);
+        let (found, candidates) = match scope {
+            Scope::Generations(generation) => collect_inner(inner, generation),
+            Scope::Increment(budget) => increment(inner, budget),
+        };
         let mut stats = inner.stats.get();
         stats[generation].collections += 1;
         stats[generation].collected += found;
@@ -86,7 +106,7 @@ pub(crate) fn collect(inner: &HeapInner, generation: usize) -> usize {
                 "gc: done, {found} unreachable, 0 uncollectable, {secs:.4}s elapsed"
             ));
         }
-        found
+        (found, candidates)
     };
     // Releases queued while `Trace` impls ran (only a misbehaving impl causes them).
     inner.drain_pending();
@@ -94,13 +114,15 @@ pub(crate) fn collect(inner: &HeapInner, generation: usize) -> usize {
         generation,
         collected: found,
         uncollectable: 0,
+        candidates,
+        duration: start.elapsed(),
     };
     inner.run_callbacks(GcPhase::Stop, info);
     inner.policy_after_collection(&info);
     found
 }
 
-fn collect_inner(inner: &HeapInner, generation: usize) -> usize {
+fn collect_inner(inner: &HeapInner, generation: usize) -> (usize, usize) {
     // 1. Bookkeeping and gathering.
     let cands = inner.with_gens(|gens| {
         if generation + 1 < GENERATIONS {
@@ -111,6 +133,83 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> usize {
         }
         gens.take_young(generation)
     });
+    // Survivors move up one generation.
+    let dest = (generation + 1).min(GENERATIONS - 1);
+    let candidates = cands.len();
+    let (found, survivors) = collect_set(inner, cands, dest);
+    inner.with_gens(|gens| {
+        if generation == 1 {
+            gens.long_lived_pending += survivors;
+        } else if generation == 2 {
+            gens.long_lived_total = survivors;
+            gens.long_lived_pending = 0;
+        }
+    });
+    (found, candidates)
+}
+
+/// One incremental step (see `collect::incremental`): the young generation
+/// whole, its survivors into the visited space, then a region of at most
+/// `budget` objects of the pending space: seeds plus their closure within
+/// the pending space. Returns (found, examined).
+fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
+    let (young, pending, visited) = inner.with_gens(|gens| {
+        gens.count[0] = 0;
+        let pending = gens.pending_space;
+        (gens.take_list(0), pending, 3 - pending)
+    });
+    let mut examined = young.len();
+    let (mut found, _) = collect_set(inner, young, visited);
+
+    let mut region: Vec<NonNull<TrackedHeader>> = Vec::new();
+    let mut next = 0; // region members whose edges were not followed yet
+    let mut edges = Vec::new();
+    while region.len() < budget {
+        if next == region.len() {
+            // Frontier exhausted: a new seed.
+            match inner.with_gens(|gens| gens.pop(pending)) {
+                Some(seed) => region.push(seed),
+                None => break,
+            }
+        }
+        let header = region[next];
+        next += 1;
+        {
+            let _tracing = FlagGuard::set(&inner.tracing);
+            trace_into(inner, header, &mut edges);
+        }
+        inner.with_gens(|gens| {
+            for edge in &edges {
+                if region.len() >= budget {
+                    break;
+                }
+                if edge.tracked {
+                    // SAFETY: an edge is a live handle owned by a live value.
+                    let target = unsafe { object::tracked_header(edge.value) };
+                    if gens.take_if_in(pending, target) {
+                        region.push(target);
+                    }
+                }
+            }
+        });
+    }
+    examined += region.len();
+    if !region.is_empty() {
+        found += collect_set(inner, region, visited).0;
+    }
+    inner.with_gens(|gens| {
+        if gens.list(pending).is_empty() {
+            // The pass is over: what was visited is pending for the next one.
+            gens.pending_space = visited;
+        }
+    });
+    (found, examined)
+}
+
+/// Collects the candidate set `cands` (taken out of the generation lists by
+/// the caller); survivors go to generation `dest`. Returns the number of
+/// unreachable objects found and the number of survivors.
+pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>, dest: usize) -> (usize, usize) {
     enter_work(inner, &cands);
 
     // 2-3. Detection: no user code but Trace.
@@ -119,8 +218,6 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> usize {
         find_reachable(inner, &cands)
     };
 
-    // Survivors move up one generation.
-    let dest = (generation + 1).min(GENERATIONS - 1);
     let mut unreachable = Vec::new();
     let mut survivors = 0;
     inner.with_gens(|gens| {
@@ -134,16 +231,10 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> usize {
                 unreachable.push(header);
             }
         }
-        if generation == 1 {
-            gens.long_lived_pending += survivors;
-        } else if generation == 2 {
-            gens.long_lived_total = survivors;
-            gens.long_lived_pending = 0;
-        }
     });
     if unreachable.is_empty() {
         inner.with_work(Vec::clear);
-        return 0;
+        return (0, survivors);
     }
     enter_work(inner, &unreachable);
 
@@ -229,7 +320,7 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> usize {
         });
         inner.with_work(Vec::clear);
         inner.save_garbage(saved);
-        return found;
+        return (found, survivors);
     }
     for index in 0..garbage.len() {
         let Some(header) = inner.with_work(|work| work[index]) else {
@@ -238,7 +329,7 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> usize {
         tear_down(inner, index, header);
     }
     inner.with_work(Vec::clear);
-    found
+    (found, survivors)
 }
 
 /// Drops the value of a garbage object and lets its count fall.

@@ -25,6 +25,9 @@ pub(crate) struct Generations {
     pub(crate) long_lived_total: usize,
     /// Objects promoted into generation 2 since.
     pub(crate) long_lived_pending: usize,
+    /// Incremental mode: which of generations 1 and 2 is the old space still
+    /// to be scanned in this pass ("pending"); the other is "visited".
+    pub(crate) pending_space: usize,
 }
 
 impl Generations {
@@ -35,6 +38,7 @@ impl Generations {
             threshold: [700, 10, 10],
             long_lived_total: 0,
             long_lived_pending: 0,
+            pending_space: 1,
         }
     }
 
@@ -73,6 +77,33 @@ impl Generations {
             taken.append(list);
         }
         taken
+    }
+
+    /// Takes one generation's list.
+    pub(crate) fn take_list(&mut self, generation: usize) -> Vec<NonNull<TrackedHeader>> {
+        core::mem::take(&mut self.lists[generation])
+    }
+
+    /// Removes `header` from generation `generation` if it is listed there
+    /// (and not part of a running collection); returns whether it was.
+    pub(crate) fn take_if_in(&mut self, generation: usize, header: NonNull<TrackedHeader>) -> bool {
+        // SAFETY: callers pass live tracked headers.
+        let h = unsafe { header.as_ref() };
+        let slot = h.slot.get() as usize;
+        let listed = h.generation() == generation
+            && !h.has(crate::object::flags::COLLECTING)
+            && self.lists[generation].get(slot) == Some(&header);
+        if listed {
+            self.remove(header);
+        }
+        listed
+    }
+
+    /// Pops the last object of a generation.
+    pub(crate) fn pop(&mut self, generation: usize) -> Option<NonNull<TrackedHeader>> {
+        let header = *self.lists[generation].last()?;
+        self.remove(header);
+        Some(header)
     }
 
     /// The list of generation `generation` (3 = permanent).

@@ -28,10 +28,12 @@
 
 pub(crate) mod algorithm;
 pub(crate) mod generations;
+mod incremental;
 mod policy;
 
 use core::fmt;
 
+pub use incremental::Incremental;
 pub use policy::{Action, CollectorPolicy, Generational, Manual, PolicyContext};
 
 /// Number of generations (CPython's three).
@@ -91,6 +93,7 @@ pub enum GcPhase {
 
 /// What a collection callback is told (`gc.callbacks`' info dict).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct GcInfo {
     /// The oldest generation collected.
     pub generation: usize,
@@ -99,6 +102,10 @@ pub struct GcInfo {
     /// Unreachable objects that could not be freed (0 at start; rcgc has no
     /// uncollectable objects, see `docs/differences.md`).
     pub uncollectable: usize,
+    /// Objects examined (0 at start).
+    pub candidates: usize,
+    /// Time the collection took (zero at start).
+    pub duration: core::time::Duration,
 }
 
 /// Cumulative statistics of one generation (`gc.get_stats()`).

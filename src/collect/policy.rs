@@ -39,6 +39,12 @@ pub enum Action {
         /// 0, 1 or 2.
         generation: usize,
     },
+    /// One incremental step: the young generation whole, then a region of the
+    /// old generation of at most `budget` objects (see [`Incremental`](super::Incremental)).
+    Step {
+        /// Most old-generation objects to examine.
+        budget: usize,
+    },
 }
 
 /// Decides when the heap collects and which generations.

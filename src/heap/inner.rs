@@ -227,6 +227,9 @@ impl HeapInner {
         match action {
             Action::Nothing => 0,
             Action::Collect { generation } => crate::collect::algorithm::collect(self, generation.min(GENERATIONS - 1)),
+            Action::Step { budget } => {
+                crate::collect::algorithm::run(self, crate::collect::algorithm::Scope::Increment(budget))
+            }
         }
     }
 

@@ -1,0 +1,160 @@
+//! [`Incremental`]: bounded pauses for games and other latency-sensitive hosts.
+//!
+//! # How a step works
+//!
+//! The old objects are split in two *spaces*, generations 1 and 2, one
+//! "pending" (still to be scanned in this pass) and one "visited". Every step
+//!
+//! 1. collects the young generation whole (it is bounded by `threshold[0]`,
+//!    700 objects by default, and holds most garbage); survivors go to the
+//!    visited space;
+//! 2. takes a *region* of the pending space: a seed object and everything it
+//!    reaches inside the pending space, then more seeds, until the step's
+//!    budget of objects is reached; and collects that region with the
+//!    ordinary algorithm. Survivors go to the visited space.
+//!
+//! When the pending space is empty the pass is over and the two spaces swap
+//! roles in O(1) (CPython 3.14 flips a bit's meaning the same way).
+//!
+//! # Why mutation between steps is safe
+//!
+//! **Each step is a complete, stop-the-world collection of its region, in
+//! which every reference from outside the region counts as external.** The
+//! algorithm subtracts only references between candidates; a reference from
+//! the visited space, the young generation, a frozen object or a Rust local
+//! keeps its target alive. So a region object that the program made
+//! reachable from anywhere since the last step survives, and nothing decided
+//! in one step is relied upon in the next: no write barrier, no snapshot.
+//! The price is conservatism: a cycle that straddles the region boundary is
+//! not found in this step, but the region grows along references inside
+//! the pending space, so a garbage cycle is found whole when the scan first
+//! reaches it (if it fits in the budget), and at the latest by an explicit
+//! full [`collect`](crate::Heap::collect).
+//!
+//! # Bounding memory, not only pauses
+//!
+//! CPython 3.14 shipped an incremental collector and reverted it in 3.14.5:
+//! garbage in the old generation waited for the scan to reach it and peak
+//! memory grew 2.7–5×. Here the scan rate follows the rate at which objects
+//! are promoted into the old spaces: every promoted object adds
+//! `scan_ratio` (default 4) objects of scanning debt, so a pass completes
+//! before the old spaces grow by about `1 / scan_ratio` (25 %, the same
+//! bound CPython's generational collector uses to schedule full
+//! collections). If the debt outgrows one step's budget, steps are taken
+//! more often (every quarter of `threshold[0]` allocations) instead of
+//! growing longer.
+
+use core::time::Duration;
+
+use super::policy::{Action, CollectorPolicy, PolicyContext};
+use super::GcInfo;
+
+/// Incremental collection with a bounded amount of work per step.
+///
+/// ```
+/// use std::time::Duration;
+/// use rcgc::collect::Incremental;
+/// use rcgc::Heap;
+///
+/// // At most 10,000 old objects examined per step, and aim for 0.5 ms.
+/// let heap = Heap::with_policy(Incremental::new(10_000).with_time_budget(Duration::from_micros(500)));
+/// # drop(heap);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Incremental {
+    max_work: usize,
+    min_work: usize,
+    time_budget: Option<Duration>,
+    scan_ratio: usize,
+    /// Old-space objects still owed to the scan.
+    debt: usize,
+    /// Old-space size at the previous step.
+    last_old: usize,
+    /// Measured cost of examining one object (nanoseconds, smoothed).
+    ns_per_object: f64,
+}
+
+impl Incremental {
+    /// A policy examining at most `max_work` old objects per step (plus the
+    /// young generation, at most `threshold[0]` objects).
+    pub fn new(max_work: usize) -> Incremental {
+        Incremental {
+            max_work: max_work.max(1),
+            min_work: 64.min(max_work.max(1)),
+            time_budget: None,
+            scan_ratio: 4,
+            debt: 0,
+            last_old: 0,
+            ns_per_object: 0.0,
+        }
+    }
+
+    /// Also keeps each step within about `budget` of time, using the measured
+    /// cost per object of earlier steps to size the region.
+    pub fn with_time_budget(mut self, budget: Duration) -> Incremental {
+        self.time_budget = Some(budget);
+        self
+    }
+
+    /// Old objects scanned per object promoted into the old spaces (default 4).
+    pub fn with_scan_ratio(mut self, ratio: usize) -> Incremental {
+        self.scan_ratio = ratio.max(1);
+        self
+    }
+
+    fn step_budget(&self) -> usize {
+        let mut budget = self.debt.clamp(self.min_work, self.max_work);
+        if let Some(time) = self.time_budget {
+            if self.ns_per_object > 0.0 {
+                let fits = (time.as_nanos() as f64 / self.ns_per_object) as usize;
+                budget = budget.min(fits.max(self.min_work));
+            }
+        }
+        budget
+    }
+}
+
+impl Default for Incremental {
+    /// 10,000 old objects per step.
+    fn default() -> Incremental {
+        Incremental::new(10_000)
+    }
+}
+
+impl CollectorPolicy for Incremental {
+    fn poll_after(&self, ctx: &PolicyContext) -> Option<usize> {
+        let threshold = ctx.threshold[0];
+        if threshold == 0 {
+            return None;
+        }
+        Some(if self.debt > self.max_work {
+            (threshold / 4).max(1)
+        } else {
+            threshold
+        })
+    }
+
+    fn on_allocation(&mut self, ctx: &PolicyContext) -> Action {
+        let old = ctx.objects[1] + ctx.objects[2];
+        // Growth of the old spaces since the last step: objects promoted
+        // (young survivors) minus deaths.
+        let promoted = old.saturating_sub(self.last_old);
+        self.last_old = old;
+        self.debt = self.debt.saturating_add(promoted * self.scan_ratio);
+        Action::Step {
+            budget: self.step_budget(),
+        }
+    }
+
+    fn after_collection(&mut self, info: &GcInfo) {
+        if info.candidates > 0 && !info.duration.is_zero() {
+            let sample = info.duration.as_nanos() as f64 / info.candidates as f64;
+            self.ns_per_object = if self.ns_per_object == 0.0 {
+                sample
+            } else {
+                0.8 * self.ns_per_object + 0.2 * sample
+            };
+        }
+        self.debt = self.debt.saturating_sub(info.candidates);
+    }
+}
