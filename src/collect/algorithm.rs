@@ -26,6 +26,7 @@ use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use crate::handle::weak::PendingCallbacks;
 use crate::handle::AnyGc;
 use crate::heap::inner::HeapInner;
 use crate::object::{self, flags, TrackedHeader, NO_SLOT, UNTRACKED_GEN};
@@ -183,9 +184,9 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
                 if region.len() >= budget {
                     break;
                 }
-                if edge.tracked {
+                if let Some(value) = edge.tracked_value() {
                     // SAFETY: an edge is a live handle owned by a live value.
-                    let target = unsafe { object::tracked_header(edge.value) };
+                    let target = unsafe { object::tracked_header(value) };
                     if gens.take_if_in(pending, target) {
                         region.push(target);
                     }
@@ -238,14 +239,21 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
     }
     enter_work(inner, &unreachable);
 
-    // 4. Weak references to the garbage are cleared before any finalizer runs.
+    // 4. Weak references to the garbage are cleared before any finalizer
+    // runs; then the callbacks of weak references that are not themselves
+    // garbage run (CPython's handle_weakrefs).
+    let mut callbacks = PendingCallbacks::none();
     for header in &unreachable {
         // SAFETY: no user code ran since they were gathered.
         let h = unsafe { header.as_ref() };
         if h.has(flags::HAS_WEAK) {
-            crate::handle::weak::clear(inner, object::value_of(*header));
+            callbacks.append(crate::handle::weak::clear(inner, object::value_of(*header)));
             h.set(flags::HAS_WEAK, false);
         }
+    }
+    if !callbacks.is_empty() {
+        mark_garbage_weak_refs(inner, &unreachable);
+        callbacks.run(inner);
     }
 
     // 5. Finalizers, each at most once; the garbage is still intact.
@@ -332,6 +340,24 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
     (found, survivors)
 }
 
+/// Marks the callback records owned by garbage objects: those weak
+/// references are garbage themselves and must not call back.
+fn mark_garbage_weak_refs(inner: &HeapInner, garbage: &[NonNull<TrackedHeader>]) {
+    let mut edges = Vec::new();
+    for &header in garbage {
+        {
+            let _tracing = FlagGuard::set(&inner.tracing);
+            trace_into(inner, header, &mut edges);
+        }
+        for edge in &edges {
+            if let Edge::WeakCallback(record) = *edge {
+                // SAFETY: the record is owned by a live garbage value.
+                unsafe { record.as_ref() }.in_garbage.set(true);
+            }
+        }
+    }
+}
+
 /// Drops the value of a garbage object and lets its count fall.
 fn tear_down(inner: &HeapInner, index: usize, header: NonNull<TrackedHeader>) {
     // SAFETY: entries in `work` are live.
@@ -394,11 +420,9 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Vec<bo
     let mut root: Vec<bool> = refs.iter().map(|&count| count == 0).collect();
     let mut edges = Vec::new();
     let index_of = |edge: &Edge| -> Option<usize> {
-        if !edge.tracked {
-            return None;
-        }
+        let value = edge.tracked_value()?;
         // SAFETY: an edge comes from a live handle owned by a live value.
-        let header = unsafe { object::tracked_header(edge.value) };
+        let header = unsafe { object::tracked_header(value) };
         let h = unsafe { header.as_ref() };
         let slot = h.slot.get() as usize;
         (h.has(flags::COLLECTING) && slot < n && cands[slot] == header).then_some(slot)

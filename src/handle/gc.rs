@@ -90,7 +90,59 @@ impl<T: Trace + 'static> Gc<T> {
     /// be allocated.
     pub fn try_downgrade(this: &Gc<T>) -> Result<Weak<T>, AllocError> {
         // SAFETY: the handle keeps the object and its heap alive.
-        unsafe { weak::downgrade::<T>(this.value(), heap_of::<T>(this.value(), block_layout::<T>(this.ptr))) }
+        unsafe {
+            weak::downgrade::<T>(
+                this.value(),
+                heap_of::<T>(this.value(), block_layout::<T>(this.ptr)),
+                None,
+            )
+        }
+    }
+
+    /// A weak reference with a callback, Python's `weakref.ref(obj, callback)`:
+    /// when the object dies (its count reaching zero, or the cycle collector
+    /// freeing it), all its weak references are cleared and then the
+    /// callbacks of its live weak references run, newest first, each given
+    /// its (now dead) weak reference. Dropping every clone of the returned
+    /// `Weak` before the object dies cancels the callback.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use rcgc::Gc;
+    ///
+    /// let obj = Gc::new(String::from("value"));
+    /// let fired = Rc::new(Cell::new(false));
+    /// let flag = fired.clone();
+    /// let weak = Gc::downgrade_with_callback(&obj, move |w| {
+    ///     assert!(w.upgrade().is_none()); // the referent is already gone
+    ///     flag.set(true);
+    /// });
+    /// drop(obj);
+    /// assert!(fired.get());
+    /// assert!(!weak.has_callback()); // it ran
+    /// ```
+    ///
+    /// # Panics
+    /// As [`Gc::downgrade`]; [`Gc::try_downgrade_with_callback`] returns the error.
+    pub fn downgrade_with_callback(this: &Gc<T>, callback: impl FnOnce(&Weak<T>) + 'static) -> Weak<T> {
+        Self::try_downgrade_with_callback(this, callback).unwrap_or_else(|err| alloc_failed(err))
+    }
+
+    /// Like [`Gc::downgrade_with_callback`], returning the error if the weak
+    /// record cannot be allocated.
+    pub fn try_downgrade_with_callback(
+        this: &Gc<T>,
+        callback: impl FnOnce(&Weak<T>) + 'static,
+    ) -> Result<Weak<T>, AllocError> {
+        // SAFETY: the handle keeps the object and its heap alive.
+        unsafe {
+            weak::downgrade::<T>(
+                this.value(),
+                heap_of::<T>(this.value(), block_layout::<T>(this.ptr)),
+                Some(Box::new(callback)),
+            )
+        }
     }
 
     /// A mutable reference to the value if this is the only handle and no
@@ -414,8 +466,13 @@ pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
         }
         strong.set(0);
         if object::Flags::has::<T>(value, flags::HAS_WEAK) {
-            weak::clear(inner, value);
+            let callbacks = weak::clear(inner, value);
             object::Flags::set::<T>(value, flags::HAS_WEAK, false);
+            if !callbacks.is_empty() {
+                // Callbacks run with the value still intact (CPython: `del c, cb c`).
+                let _depth = DepthGuard::enter(inner);
+                callbacks.run(inner);
+            }
         }
         if ObjectKind::<T>::TRACKED {
             inner.untrack(object::tracked_header(value));
@@ -551,7 +608,7 @@ unsafe impl<T: Trace + ?Sized + 'static> Trace for Gc<T> {
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
-        tracer.edge(Edge {
+        tracer.edge(Edge::Strong {
             value: self.value(),
             tracked: ObjectKind::<T>::TRACKED,
         });

@@ -174,7 +174,10 @@ impl Heap {
         let target = target.object_value();
         let mut found = Vec::new();
         for object in self.objects(None).unwrap_or_default() {
-            if edges_of(object.value()).iter().any(|edge| edge.value == target) {
+            if edges_of(object.value())
+                .iter()
+                .any(|edge| edge.strong_value() == Some(target))
+            {
                 found.push(object);
             }
         }
@@ -191,9 +194,9 @@ impl Heap {
         }
         edges_of(object.object_value())
             .into_iter()
-            .filter(|edge| edge.tracked)
+            .filter_map(|edge| edge.tracked_value())
             // SAFETY: an edge is a live handle owned by a live value.
-            .filter_map(|edge| unsafe { AnyGc::from_header(object::tracked_header(edge.value)) })
+            .filter_map(|value| unsafe { AnyGc::from_header(object::tracked_header(value)) })
             .collect()
     }
 

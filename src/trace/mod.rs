@@ -123,12 +123,31 @@ pub trait Finalize: Trace + Sized + 'static {
     fn finalize(this: &crate::Gc<Self>);
 }
 
-/// One edge reported by a `Gc`'s `Trace` impl: the referent's value address
-/// and whether the referent is a tracked object.
+/// One edge reported by a `Trace` impl.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Edge {
-    pub(crate) value: NonNull<u8>,
-    pub(crate) tracked: bool,
+pub(crate) enum Edge {
+    /// A `Gc`: the referent's value address and whether it is tracked.
+    Strong { value: NonNull<u8>, tracked: bool },
+    /// A weak reference with a callback, owned by the value.
+    WeakCallback(NonNull<crate::handle::weak::CallbackRecord>),
+}
+
+impl Edge {
+    /// The value address of a tracked referent, if this is a strong edge to one.
+    pub(crate) fn tracked_value(&self) -> Option<NonNull<u8>> {
+        match *self {
+            Edge::Strong { value, tracked: true } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value address of any strong referent.
+    pub(crate) fn strong_value(&self) -> Option<NonNull<u8>> {
+        match *self {
+            Edge::Strong { value, .. } => Some(value),
+            Edge::WeakCallback(_) => None,
+        }
+    }
 }
 
 /// The visitor a [`Trace`] impl is given.
