@@ -59,10 +59,16 @@ pub(crate) struct CallbackRecord {
     /// `Weak` handles pointing at this record (plus one while a callback batch holds it).
     handles: Cell<usize>,
     /// The callback until it runs or is cancelled.
-    callback: Cell<Option<Box<dyn FnOnce(NonNull<CallbackRecord>)>>>,
+    callback: Cell<Option<ErasedCallback>>,
     /// The record is owned by cyclic garbage: never call back.
     pub(crate) in_garbage: Cell<bool>,
 }
+
+/// A weak reference's callback, given its (dead) weak reference.
+pub(crate) type Callback<T> = Box<dyn FnOnce(&Weak<T>)>;
+
+/// A callback with its type erased: given the record to rebuild the `Weak`.
+type ErasedCallback = Box<dyn FnOnce(NonNull<CallbackRecord>)>;
 
 /// Tag bit of a `Weak` pointer to a callback record.
 const RECORD_TAG: usize = 1;
@@ -177,7 +183,7 @@ impl<T: Trace + 'static> Weak<T> {
 pub(crate) unsafe fn downgrade<T: Trace + 'static>(
     value: NonNull<u8>,
     inner: NonNull<HeapInner>,
-    callback: Option<Box<dyn FnOnce(&Weak<T>)>>,
+    callback: Option<Callback<T>>,
 ) -> Result<Weak<T>, AllocError> {
     // SAFETY: the caller guarantees both are live.
     let inner = unsafe { inner.as_ref() };
@@ -209,7 +215,7 @@ pub(crate) unsafe fn downgrade<T: Trace + 'static>(
             _marker: PhantomData,
         });
     };
-    let erased: Box<dyn FnOnce(NonNull<CallbackRecord>)> = Box::new(move |record: NonNull<CallbackRecord>| {
+    let erased: ErasedCallback = Box::new(move |record: NonNull<CallbackRecord>| {
         // The batch that runs the callback holds a handle to the record; this
         // temporary `Weak` adds its own and gives it back when dropped.
         // SAFETY: the record is alive while the batch holds it.
