@@ -1,61 +1,108 @@
-//! A tour of rcgc. For now it shows the bottom layer: the pool allocator
-//! serving a workload of small objects, its statistics table (like CPython's
-//! `sys._debugmallocstats()`), an empty arena going back to the OS, and the
-//! memory limit.
+//! A tour of rcgc: the things an interpreter built on `Rc<RefCell<..>>`
+//! cannot do.
 //!
 //! Run it with `cargo run --example tour`.
 
-use core::alloc::Layout;
+use std::cell::RefCell;
 
-use rcgc::alloc::Allocator;
+use rcgc::{DebugFlags, Gc, GcPhase, Heap, Trace};
 
-fn main() -> Result<(), rcgc::alloc::AllocError> {
-    let allocator = Allocator::new();
+/// A script-level object: a name and references to other objects, like an
+/// instance with attributes. `#[derive(Trace)]` tells the collector where
+/// the handles are.
+#[derive(Trace)]
+struct Object {
+    name: String,
+    refs: RefCell<Vec<Gc<Object>>>,
+}
 
-    // A script's worth of small objects of mixed sizes.
-    let mut live = Vec::new();
-    for i in 0..100_000usize {
-        let layout = Layout::from_size_align(8 + (i * 24) % 500, 8).expect("valid layout");
-        live.push((allocator.alloc(layout)?, layout));
+fn object(heap: &Heap, name: &str) -> Gc<Object> {
+    heap.alloc(Object {
+        name: name.to_string(),
+        refs: RefCell::new(Vec::new()),
+    })
+}
+
+fn main() {
+    let heap = Heap::new();
+
+    println!("== 1. Reference counting: objects die the moment the last handle goes ==");
+    let a = object(&heap, "a");
+    let b = a.clone();
+    println!(
+        "a has {} handles, occupies {} bytes (16-byte header + value)",
+        Gc::strong_count(&a),
+        Gc::size_of(&a)
+    );
+    drop((a, b));
+    println!("after dropping both: {} live objects\n", heap.object_count());
+
+    println!("== 2. Cycles: what Rc leaks, the collector frees ==");
+    let parent = object(&heap, "parent");
+    let child = object(&heap, "child");
+    parent.refs.borrow_mut().push(child.clone()); // parent -> child
+    child.refs.borrow_mut().push(parent.clone()); // child -> parent (a cycle)
+    let watcher = Gc::downgrade_with_callback(&parent, |_| println!("   (weak callback: parent is gone)"));
+    drop((parent, child));
+    println!(
+        "dropped every handle: still {} live objects (the cycle keeps itself alive)",
+        heap.object_count()
+    );
+    heap.set_debug(DebugFlags::STATS);
+    let found = heap.collect();
+    heap.set_debug(DebugFlags::NONE);
+    println!(
+        "collect() found {found} unreachable objects; {} live now",
+        heap.object_count()
+    );
+    assert!(watcher.upgrade().is_none());
+    println!();
+
+    println!("== 3. Automatic, generational collection (CPython's thresholds) ==");
+    heap.add_gc_callback(|phase, info| {
+        if phase == GcPhase::Stop && info.collected > 0 {
+            println!("   gen {} collection freed {} objects", info.generation, info.collected);
+        }
+    });
+    for i in 0..3000 {
+        // A closure and its environment: a cycle per iteration, never freed by Rc.
+        let closure = object(&heap, &format!("closure{i}"));
+        let env = object(&heap, "env");
+        closure.refs.borrow_mut().push(env.clone());
+        env.refs.borrow_mut().push(closure);
     }
-    // Half of them die.
-    for (block, layout) in live.drain(..).step_by(2) {
-        // SAFETY: each block came from this allocator with this layout.
-        unsafe { allocator.dealloc(block, layout) };
+    println!("threshold {:?}, counts now {:?}", heap.threshold(), heap.gc_count());
+    for (generation, stats) in heap.gc_stats().iter().enumerate() {
+        println!(
+            "   gen {generation}: {} collections, {} collected",
+            stats.collections, stats.collected
+        );
+    }
+    println!();
+
+    println!("== 4. The heap's own pools (like sys._debugmallocstats()) ==");
+    let names: Vec<Gc<str>> = (0..1000).map(|i| heap.alloc_str(&format!("name{i}"))).collect();
+    let stats = heap.alloc_stats();
+    for class in stats.classes.iter().filter(|c| c.pools > 0) {
+        println!(
+            "   {:>3}-byte blocks: {:>3} pools, {:>5} in use, {:>5} free",
+            class.block_size, class.pools, class.blocks_in_use, class.free_blocks
+        );
     }
     println!(
-        "== after allocating 100,000 objects and freeing half ==\n{}",
-        allocator.stats()
+        "   {} arenas, {} bytes in use of {} reserved",
+        stats.arenas_current, stats.bytes_in_use, stats.bytes_reserved
     );
+    drop(names);
 
-    // The rest die: arenas go back to the OS (one spare is kept).
-    for (block, layout) in live.drain(..) {
-        // SAFETY: as above.
-        unsafe { allocator.dealloc(block, layout) };
-    }
-    let s = allocator.stats();
-    println!(
-        "== after freeing everything ==\narenas: {} mapped at the peak, {} returned to the OS, {} kept as a spare\n",
-        s.arenas_high_water, s.arenas_freed_total, s.arenas_current
-    );
-
-    // A memory budget: going over it is an error, never an abort.
-    allocator.set_limit(Some(1024 * 1024));
-    let layout = Layout::new::<[u64; 4]>();
+    println!("\n== 5. A memory budget is an error, never an abort ==");
+    heap.set_limit(Some(heap.bytes_in_use() + 4096));
     let mut kept = Vec::new();
     let err = loop {
-        match allocator.alloc(layout) {
-            Ok(block) => kept.push(block),
+        match heap.try_alloc([0u64; 8]) {
+            Ok(obj) => kept.push(obj),
             Err(err) => break err,
         }
     };
-    println!(
-        "== with a 1 MiB limit ==\n{} blocks of 32 bytes fit, then: {err}",
-        kept.len()
-    );
-    for block in kept {
-        // SAFETY: as above.
-        unsafe { allocator.dealloc(block, layout) };
-    }
-    Ok(())
+    println!("{} more objects fit, then: {err}", kept.len());
 }
