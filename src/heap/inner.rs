@@ -323,6 +323,18 @@ impl HeapInner {
         self.debug_line(format_args!("rcgc: panic ignored in {place}: {message}"));
     }
 
+    /// Drops the saved garbage, the callbacks and the policy (user code may
+    /// run; handles they hold are released). Called when the `Heap` is dropped.
+    pub(crate) fn shut_down(&self) {
+        self.enabled.set(false);
+        self.poll_at.set(usize::MAX);
+        self.debug.set(DebugFlags::NONE);
+        drop(self.take_garbage());
+        drop(core::mem::take(&mut *self.callbacks.borrow_mut()));
+        let policy = core::mem::replace(&mut *self.policy.borrow_mut(), Box::new(crate::collect::Manual));
+        drop(policy);
+    }
+
     /// Keeps objects of a DEBUG_SAVEALL collection.
     pub(crate) fn save_garbage(&self, mut saved: Vec<AnyGc>) {
         self.garbage.borrow_mut().append(&mut saved);

@@ -191,11 +191,16 @@ impl core::fmt::Debug for Heap {
 }
 
 impl Drop for Heap {
-    /// Runs a final full collection and finishes any queued releases.
+    /// Releases the saved garbage, callbacks and policy, runs a final full
+    /// collection and finishes any queued releases.
     /// Objects still held by handles stay valid; the heap's memory is
     /// released when the last of them dies.
     fn drop(&mut self) {
         let inner = self.inner();
+        // Drop what only collections use (it may hold handles), then collect
+        // what that left unreachable. Callbacks are not called for this final
+        // collection, as in CPython's shutdown.
+        inner.shut_down();
         crate::collect::algorithm::collect(inner, crate::collect::GENERATIONS - 1);
         if inner.release_depth.get() == 0 {
             inner.drain_deferred();
