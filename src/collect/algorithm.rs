@@ -251,10 +251,12 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
             h.set(flags::HAS_WEAK, false);
         }
     }
-    if !callbacks.is_empty() {
+    if inner.weak_callbacks_used.get() {
+        // Weak references owned by the garbage never call back, even if their
+        // referents die later, during teardown (CPython bpo-38006).
         mark_garbage_weak_refs(inner, &unreachable);
-        callbacks.run(inner);
     }
+    callbacks.run(inner);
 
     // 5. Finalizers, each at most once; the garbage is still intact.
     let mut ran_finalizers = false;
@@ -334,9 +336,27 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
         let Some(header) = inner.with_work(|work| work[index]) else {
             continue;
         };
-        tear_down(inner, index, header);
+        tear_down(inner, header);
     }
-    inner.with_work(Vec::clear);
+    // Whatever is still in the work list is reached by a handle from outside
+    // the garbage: a wrong (over-reporting) Trace impl made it look
+    // unreachable. It stays allocated, dead and untracked until that handle goes.
+    let remaining: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.drain(..).flatten().collect());
+    for header in remaining {
+        // SAFETY: entries still in the work list are live.
+        let h = unsafe { header.as_ref() };
+        h.set(flags::COLLECTING, false);
+        h.slot.set(NO_SLOT);
+        h.set_generation(UNTRACKED_GEN);
+        if inner.debug.get().contains(DebugFlags::UNCOLLECTABLE) || cfg!(debug_assertions) {
+            inner.debug_line(format_args!(
+                "gc: {} torn down while {} handle(s) remain: its referrers' Trace impls report more references \
+                 than they hold",
+                (h.vtable().type_name)(),
+                h.strong.get()
+            ));
+        }
+    }
     (found, survivors)
 }
 
@@ -358,8 +378,10 @@ fn mark_garbage_weak_refs(inner: &HeapInner, garbage: &[NonNull<TrackedHeader>])
     }
 }
 
-/// Drops the value of a garbage object and lets its count fall.
-fn tear_down(inner: &HeapInner, index: usize, header: NonNull<TrackedHeader>) {
+/// Drops the value of a garbage object and lets its count fall; the block is
+/// freed when the count reaches zero (now, or when the rest of the garbage
+/// that refers to it is torn down).
+fn tear_down(inner: &HeapInner, header: NonNull<TrackedHeader>) {
     // SAFETY: entries in `work` are live.
     let h = unsafe { header.as_ref() };
     let vtable = h.vtable();
@@ -374,23 +396,6 @@ fn tear_down(inner: &HeapInner, index: usize, header: NonNull<TrackedHeader>) {
     let result = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.drop_value)(value) }));
     if let Err(panic) = result {
         inner.report_panic(format_args!("Drop of {}", (vtable.type_name)()), &*panic);
-    }
-    let last = h.strong.get() == 1;
-    if !last {
-        // A handle outside the garbage still reaches it (an over-reporting
-        // Trace impl): it stays allocated, dead and untracked until that
-        // handle goes.
-        inner.with_work(|work| work[index] = None);
-        h.set(flags::COLLECTING, false);
-        h.slot.set(NO_SLOT);
-        h.set_generation(UNTRACKED_GEN);
-        if inner.debug.get().contains(DebugFlags::UNCOLLECTABLE) || cfg!(debug_assertions) {
-            inner.debug_line(format_args!(
-                "gc: {} torn down while {} handle(s) remain: its referrers' Trace impls report more references than they hold",
-                (vtable.type_name)(),
-                h.strong.get() - 1
-            ));
-        }
     }
     drop(temp); // frees the block if this was the last count
 }

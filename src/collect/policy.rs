@@ -77,9 +77,9 @@ pub trait CollectorPolicy {
     /// allocation. Re-read after every collection and configuration change.
     fn poll_after(&self, ctx: &PolicyContext) -> Option<usize>;
 
-    /// Called on a tracked allocation once the generation-0 count passed the
-    /// poll point (never while a collection runs, never when automatic
-    /// collection is disabled).
+    /// Called on a tracked allocation that takes the generation-0 count past
+    /// the poll point (never while a collection runs, never when automatic
+    /// collection is disabled). `ctx.count[0]` includes this allocation.
     fn on_allocation(&mut self, ctx: &PolicyContext) -> Action;
 
     /// Called by [`Heap::checkpoint`](crate::Heap::checkpoint). Default: nothing.

@@ -137,11 +137,9 @@ impl<T: Trace + 'static> Gc<T> {
     ) -> Result<Weak<T>, AllocError> {
         // SAFETY: the handle keeps the object and its heap alive.
         unsafe {
-            weak::downgrade::<T>(
-                this.value(),
-                heap_of::<T>(this.value(), block_layout::<T>(this.ptr)),
-                Some(Box::new(callback)),
-            )
+            let inner = heap_of::<T>(this.value(), block_layout::<T>(this.ptr));
+            inner.as_ref().weak_callbacks_used.set(true);
+            weak::downgrade::<T>(this.value(), inner, Some(Box::new(callback)))
         }
     }
 

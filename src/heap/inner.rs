@@ -71,6 +71,9 @@ pub(crate) struct HeapInner {
     pub(crate) enabled: Cell<bool>,
     /// Ask the policy when the generation-0 count exceeds this.
     poll_at: Cell<usize>,
+    /// A weak reference with a callback was ever created on this heap (then
+    /// collections look for callback records owned by garbage).
+    pub(crate) weak_callbacks_used: Cell<bool>,
     pub(crate) debug: Cell<DebugFlags>,
     sink: RefCell<Box<dyn Write>>,
     callbacks: RefCell<Vec<(u64, GcCallback)>>,
@@ -103,6 +106,7 @@ impl HeapInner {
             tracing: Cell::new(false),
             enabled: Cell::new(true),
             poll_at: Cell::new(700),
+            weak_callbacks_used: Cell::new(false),
             debug: Cell::new(DebugFlags::NONE),
             sink: RefCell::new(Box::new(std::io::stderr())),
             callbacks: RefCell::new(Vec::new()),
@@ -194,7 +198,9 @@ impl HeapInner {
     /// the generation-0 count passed its poll point.
     #[inline(always)]
     pub(crate) fn before_tracked_alloc(&self) {
-        if self.with_gens(|gens| gens.count[0]) > self.poll_at.get() {
+        // CPython counts the allocation first and collects when the count
+        // exceeds the threshold: the 701st allocation triggers by default.
+        if self.with_gens(|gens| gens.count[0]) >= self.poll_at.get() {
             self.poll_on_allocation();
         }
     }
@@ -205,7 +211,8 @@ impl HeapInner {
         if self.collecting.get() || !self.enabled.get() {
             return;
         }
-        let ctx = self.policy_context();
+        let mut ctx = self.policy_context();
+        ctx.count[0] += 1; // the allocation being made counts, as in CPython
         let action = self.policy.borrow_mut().on_allocation(&ctx);
         self.perform(action);
         self.refresh_poll();
