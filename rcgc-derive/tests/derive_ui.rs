@@ -1,7 +1,7 @@
 //! Compile-fail (and a few must-compile) tests for `#[derive(Trace)]`.
 //!
 //! The expected compiler output lives next to each case in `tests/ui/*.stderr`;
-//! regenerate it with `TRYBUILD=overwrite cargo test --test derive_ui` after a
+//! regenerate it with `TRYBUILD=overwrite cargo test -p rcgc-derive --test derive_ui` after a
 //! deliberate change to a diagnostic.
 
 #[cfg(not(miri))]
