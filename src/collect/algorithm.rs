@@ -210,114 +210,134 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
 /// Collects the candidate set `cands` (taken out of the generation lists by
 /// the caller); survivors go to generation `dest`. Returns the number of
 /// unreachable objects found and the number of survivors.
+///
+/// The work list holds the candidates for the whole collection, indexed by
+/// their `slot`; survivors leave it (`None`) as soon as detection is over,
+/// and so does every object released while user code runs.
 pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>, dest: usize) -> (usize, usize) {
-    enter_work(inner, &cands);
+    inner.with_work(|work| {
+        work.clear();
+        work.extend(cands.iter().map(|&header| Some(header)));
+    });
 
     // 2-3. Detection: no user code but Trace.
-    let reachable = {
+    let detection = {
         let _tracing = FlagGuard::set(&inner.tracing);
         find_reachable(inner, &cands)
     };
 
-    let mut unreachable = Vec::new();
     let mut survivors = 0;
     inner.with_gens(|gens| {
-        for (&header, &alive) in cands.iter().zip(&reachable) {
-            if alive {
-                // SAFETY: candidates are live (releases were queued).
-                unsafe { header.as_ref() }.set(flags::COLLECTING, false);
-                gens.push(dest, header);
-                survivors += 1;
-            } else {
-                unreachable.push(header);
+        inner.with_work(|work| {
+            for (index, &alive) in detection.reachable.iter().enumerate() {
+                if alive {
+                    let header = cands[index];
+                    // SAFETY: candidates are live (releases were queued).
+                    unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                    gens.push(dest, header);
+                    work[index] = None;
+                    survivors += 1;
+                }
             }
-        }
+        })
     });
-    if unreachable.is_empty() {
+    drop(cands);
+    let mut found = inner.with_work(|work| work.iter().flatten().count());
+    if found == 0 {
         inner.with_work(Vec::clear);
         return (0, survivors);
     }
-    enter_work(inner, &unreachable);
 
     // 4. Weak references to the garbage are cleared before any finalizer
     // runs; then the callbacks of weak references that are not themselves
     // garbage run (CPython's handle_weakrefs).
-    let mut callbacks = PendingCallbacks::none();
-    for header in &unreachable {
-        // SAFETY: no user code ran since they were gathered.
-        let h = unsafe { header.as_ref() };
-        if h.has(flags::HAS_WEAK) {
-            callbacks.append(crate::handle::weak::clear(inner, object::value_of(*header)));
-            h.set(flags::HAS_WEAK, false);
+    if detection.any_weak {
+        let mut callbacks = PendingCallbacks::none();
+        inner.with_work(|work| {
+            for header in work.iter().flatten() {
+                // SAFETY: no user code ran since detection.
+                let h = unsafe { header.as_ref() };
+                if h.has(flags::HAS_WEAK) {
+                    callbacks.append(crate::handle::weak::clear(inner, object::value_of(*header)));
+                    h.set(flags::HAS_WEAK, false);
+                }
+            }
+        });
+        if inner.weak_callbacks_used.get() {
+            mark_garbage_weak_refs(inner);
         }
-    }
-    if inner.weak_callbacks_used.get() {
+        callbacks.run(inner);
+    } else if inner.weak_callbacks_used.get() {
         // Weak references owned by the garbage never call back, even if their
         // referents die later, during teardown (CPython bpo-38006).
-        mark_garbage_weak_refs(inner, &unreachable);
+        mark_garbage_weak_refs(inner);
     }
-    callbacks.run(inner);
 
     // 5. Finalizers, each at most once; the garbage is still intact.
     let mut ran_finalizers = false;
-    for index in 0..unreachable.len() {
-        let Some(header) = inner.with_work(|work| work[index]) else {
-            continue;
-        };
-        // SAFETY: entries still in `work` are live.
-        let h = unsafe { header.as_ref() };
-        let Some(finalize) = h.vtable().finalize else { continue };
-        if h.has(flags::FINALIZED) {
-            continue;
-        }
-        h.set(flags::FINALIZED, true);
-        ran_finalizers = true;
-        let type_name = (h.vtable().type_name)();
-        // SAFETY: the object is live; the finalizer gets its own temporary handle.
-        let result = catch_unwind(AssertUnwindSafe(|| unsafe { finalize(object::value_of(header)) }));
-        if let Err(panic) = result {
-            inner.report_panic(format_args!("the finalizer of {type_name}"), &*panic);
+    if detection.any_finalizer {
+        let len = inner.with_work(|work| work.len());
+        for index in 0..len {
+            let Some(header) = inner.with_work(|work| work[index]) else {
+                continue;
+            };
+            // SAFETY: entries still in `work` are live.
+            let h = unsafe { header.as_ref() };
+            let Some(finalize) = h.vtable().finalize else { continue };
+            if h.has(flags::FINALIZED) {
+                continue;
+            }
+            h.set(flags::FINALIZED, true);
+            ran_finalizers = true;
+            let type_name = (h.vtable().type_name)();
+            // SAFETY: the object is live; the finalizer gets its own temporary handle.
+            let result = catch_unwind(AssertUnwindSafe(|| unsafe { finalize(object::value_of(header)) }));
+            if let Err(panic) = result {
+                inner.report_panic(format_args!("the finalizer of {type_name}"), &*panic);
+            }
         }
     }
 
     // 6. Resurrection: finalizers may have made garbage reachable again.
-    let mut garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.iter().flatten().copied().collect());
-    if ran_finalizers && !garbage.is_empty() {
-        enter_work(inner, &garbage);
-        let reachable = {
+    if ran_finalizers {
+        let garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.drain(..).flatten().collect());
+        inner.with_work(|work| work.extend(garbage.iter().map(|&header| Some(header))));
+        let again = {
             let _tracing = FlagGuard::set(&inner.tracing);
             find_reachable(inner, &garbage)
         };
-        let mut still_garbage = Vec::new();
         inner.with_gens(|gens| {
-            for (&header, &alive) in garbage.iter().zip(&reachable) {
-                if alive {
-                    // SAFETY: entries in `work` are live.
-                    unsafe { header.as_ref() }.set(flags::COLLECTING, false);
-                    gens.push(dest, header);
-                } else {
-                    still_garbage.push(header);
+            inner.with_work(|work| {
+                for (index, &alive) in again.reachable.iter().enumerate() {
+                    if alive {
+                        let header = garbage[index];
+                        // SAFETY: entries in `work` are live.
+                        unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                        gens.push(dest, header);
+                        work[index] = None;
+                    }
                 }
+            })
+        });
+        found = inner.with_work(|work| work.iter().flatten().count());
+    }
+    if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
+        inner.with_work(|work| {
+            for header in work.iter().flatten() {
+                // SAFETY: entries in `work` are live.
+                let h = unsafe { header.as_ref() };
+                let name = (h.vtable().type_name)();
+                inner.debug_line(format_args!(
+                    "gc: collectable <{name} {:#x}>",
+                    object::value_of(*header).as_ptr() as usize
+                ));
             }
         });
-        garbage = still_garbage;
-        enter_work(inner, &garbage);
-    }
-    let found = garbage.len();
-    if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
-        for header in &garbage {
-            // SAFETY: entries in `work` are live.
-            let h = unsafe { header.as_ref() };
-            let name = (h.vtable().type_name)();
-            inner.debug_line(format_args!(
-                "gc: collectable <{name} {:#x}>",
-                object::value_of(*header).as_ptr() as usize
-            ));
-        }
     }
 
     // 7. Save (DEBUG_SAVEALL) or tear down.
     if inner.debug.get().contains(DebugFlags::SAVEALL) {
+        let garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.drain(..).flatten().collect());
         let mut saved = Vec::with_capacity(garbage.len());
         inner.with_gens(|gens| {
             for &header in &garbage {
@@ -328,11 +348,11 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
                 saved.extend(unsafe { AnyGc::from_header(header) });
             }
         });
-        inner.with_work(Vec::clear);
         inner.save_garbage(saved);
         return (found, survivors);
     }
-    for index in 0..garbage.len() {
+    let len = inner.with_work(|work| work.len());
+    for index in 0..len {
         let Some(header) = inner.with_work(|work| work[index]) else {
             continue;
         };
@@ -360,21 +380,18 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
     (found, survivors)
 }
 
-/// Marks the callback records owned by garbage objects: those weak
-/// references are garbage themselves and must not call back.
-fn mark_garbage_weak_refs(inner: &HeapInner, garbage: &[NonNull<TrackedHeader>]) {
-    let mut edges = Vec::new();
-    for &header in garbage {
-        {
-            let _tracing = FlagGuard::set(&inner.tracing);
-            trace_into(inner, header, &mut edges);
-        }
-        for edge in &edges {
-            if let Edge::WeakCallback(record) = *edge {
+/// Marks the callback records owned by the garbage (the work list): those
+/// weak references are garbage themselves and must not call back.
+fn mark_garbage_weak_refs(inner: &HeapInner) {
+    let garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.iter().flatten().copied().collect());
+    let _tracing = FlagGuard::set(&inner.tracing);
+    for header in garbage {
+        trace_with(inner, header, &mut |edge| {
+            if let Edge::WeakCallback(record) = edge {
                 // SAFETY: the record is owned by a live garbage value.
                 unsafe { record.as_ref() }.in_garbage.set(true);
             }
-        }
+        });
     }
 }
 
@@ -400,53 +417,70 @@ fn tear_down(inner: &HeapInner, header: NonNull<TrackedHeader>) {
     drop(temp); // frees the block if this was the last count
 }
 
-/// Puts `headers` in the work list: flag them and point their slots there.
-fn enter_work(inner: &HeapInner, headers: &[NonNull<TrackedHeader>]) {
-    inner.with_work(|work| {
-        work.clear();
-        for (index, &header) in headers.iter().enumerate() {
-            // SAFETY: callers pass live tracked headers.
-            let h = unsafe { header.as_ref() };
-            h.set(flags::COLLECTING, true);
-            h.slot.set(index as u32);
-            work.push(Some(header));
-        }
-    })
+/// What detection found out about a candidate set.
+struct Detection {
+    /// Per candidate: reachable from outside the set.
+    reachable: Vec<bool>,
+    /// Some candidate has weak references.
+    any_weak: bool,
+    /// Some candidate has a finalizer that has not run.
+    any_finalizer: bool,
 }
 
-/// Which of `cands` (all in the work list, in order) are reachable from
-/// outside the set: copy counts, subtract internal references, propagate.
-fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Vec<bool> {
+/// The index of a strong edge's referent among `cands`, if it is one of
+/// them (its slot points back to it; objects of other heaps or other
+/// collections never match).
+#[inline]
+fn index_of(edge: Edge, cands: &[NonNull<TrackedHeader>]) -> Option<usize> {
+    let value = edge.tracked_value()?;
+    // SAFETY: an edge comes from a live handle owned by a live value.
+    let header = unsafe { object::tracked_header(value) };
+    // SAFETY: as above.
+    let h = unsafe { header.as_ref() };
+    let slot = h.slot.get() as usize;
+    (h.has(flags::COLLECTING) && cands.get(slot) == Some(&header)).then_some(slot)
+}
+
+/// Which of `cands` are reachable from outside the set: copy counts,
+/// subtract internal references, propagate. Also enters the candidates in
+/// the collection (`COLLECTING`, slot = index), which the caller's work list
+/// must mirror.
+fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detection {
     let n = cands.len();
-    // SAFETY (whole function): candidates stay allocated while `tracing` is
-    // set, because releases of tracked objects are queued.
-    let mut refs: Vec<u32> = cands.iter().map(|h| unsafe { h.as_ref() }.strong.get()).collect();
+    let mut refs: Vec<u32> = Vec::with_capacity(n);
+    let (mut any_weak, mut any_finalizer) = (false, false);
+    for (index, &header) in cands.iter().enumerate() {
+        // SAFETY: candidates stay allocated while `tracing` is set, because
+        // releases of tracked objects are queued.
+        let h = unsafe { header.as_ref() };
+        h.set(flags::COLLECTING, true);
+        h.slot.set(index as u32);
+        refs.push(h.strong.get());
+        any_weak |= h.has(flags::HAS_WEAK);
+        any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
+    }
     // A count of zero means a release queued while tracing: leave it be.
     let mut root: Vec<bool> = refs.iter().map(|&count| count == 0).collect();
-    let mut edges = Vec::new();
-    let index_of = |edge: &Edge| -> Option<usize> {
-        let value = edge.tracked_value()?;
-        // SAFETY: an edge comes from a live handle owned by a live value.
-        let header = unsafe { object::tracked_header(value) };
-        let h = unsafe { header.as_ref() };
-        let slot = h.slot.get() as usize;
-        (h.has(flags::COLLECTING) && slot < n && cands[slot] == header).then_some(slot)
-    };
-    for i in 0..n {
-        if !trace_into(inner, cands[i], &mut edges) {
-            root[i] = true; // untraceable now: its referents look referenced from outside
-            continue;
-        }
-        for edge in &edges {
-            if let Some(j) = index_of(edge) {
+    let mut over_reported = Vec::new();
+    for (i, &header) in cands.iter().enumerate() {
+        let complete = trace_with(inner, header, &mut |edge| {
+            if let Some(j) = index_of(edge, cands) {
                 if refs[j] == 0 {
-                    root[j] = true;
-                    report_over_reporting(inner, cands[i], cands[j]);
+                    over_reported.push((i, j));
                 } else {
                     refs[j] -= 1;
                 }
             }
+        });
+        if !complete {
+            // Untraceable now (a borrowed RefCell, a panic): keep it and what
+            // it reaches; its hidden referents look referenced from outside.
+            root[i] = true;
         }
+    }
+    for (from, to) in over_reported {
+        root[to] = true;
+        report_over_reporting(inner, cands[from], cands[to]);
     }
     let mut reachable = vec![false; n];
     let mut stack: Vec<usize> = (0..n).filter(|&i| refs[i] > 0 || root[i]).collect();
@@ -454,32 +488,40 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Vec<bo
         reachable[i] = true;
     }
     while let Some(i) = stack.pop() {
-        trace_into(inner, cands[i], &mut edges);
-        for edge in &edges {
-            if let Some(j) = index_of(edge) {
+        trace_with(inner, cands[i], &mut |edge| {
+            if let Some(j) = index_of(edge, cands) {
                 if !reachable[j] {
                     reachable[j] = true;
                     stack.push(j);
                 }
             }
-        }
+        });
     }
-    reachable
+    Detection {
+        reachable,
+        any_weak,
+        any_finalizer,
+    }
 }
 
 /// Collects the edges of one object into `edges`; false if the trace was
 /// incomplete (or panicked).
 fn trace_into(inner: &HeapInner, header: NonNull<TrackedHeader>, edges: &mut Vec<Edge>) -> bool {
     edges.clear();
-    // SAFETY: candidates stay allocated while tracing.
+    trace_with(inner, header, &mut |edge| edges.push(edge))
+}
+
+/// Traces one object with `visit`; false if the trace was incomplete (or
+/// panicked, which is reported).
+fn trace_with(inner: &HeapInner, header: NonNull<TrackedHeader>, visit: &mut dyn FnMut(Edge)) -> bool {
+    // SAFETY: callers only pass live objects (candidates stay allocated while tracing).
     let h = unsafe { header.as_ref() };
     if h.has(flags::DEAD) {
         return true;
     }
     let vtable = h.vtable();
     let value = object::value_of(header);
-    let mut push = |edge: Edge| edges.push(edge);
-    let mut tracer = Tracer::new(&mut push);
+    let mut tracer = Tracer::new(visit);
     // SAFETY: the value is live (not DEAD).
     let result = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.trace)(value, &mut tracer) }));
     match result {
