@@ -12,11 +12,25 @@ fn fill(block: NonNull<u8>, len: usize, byte: u8) {
     unsafe { block.as_ptr().write_bytes(byte, len) }
 }
 
+/// Whether the block still holds `byte` everywhere (under Miri, where every
+/// byte costs, only at both ends: Miri checks the bounds of every access anyway).
 fn holds(block: NonNull<u8>, len: usize, byte: u8) -> bool {
     // SAFETY: callers pass a live block of at least `len` initialised bytes.
-    unsafe { core::slice::from_raw_parts(block.as_ptr(), len) }
-        .iter()
-        .all(|&b| b == byte)
+    let bytes = unsafe { core::slice::from_raw_parts(block.as_ptr(), len) };
+    if cfg!(miri) && len > 16 {
+        bytes[..8].iter().chain(&bytes[len - 8..]).all(|&b| b == byte)
+    } else {
+        bytes.iter().all(|&b| b == byte)
+    }
+}
+
+/// Sizes to try: all of 1..=512, or under Miri a sample around the class boundaries.
+fn sizes() -> Vec<usize> {
+    if cfg!(miri) {
+        (1..=512).filter(|s| s % 37 == 0 || s % 128 <= 1 || *s <= 17).collect()
+    } else {
+        (1..=512).collect()
+    }
 }
 
 /// Blocks of one 512-byte class needed to fill `arenas` arenas exactly.
@@ -28,14 +42,14 @@ fn blocks_for_arenas(arenas: usize) -> usize {
 #[test]
 fn every_size_class_round_trips() {
     let a = Allocator::new();
-    for size in 1..=512usize {
+    for size in sizes() {
         for align in [1, 2, 4, 8, 16] {
             let layout = Layout::from_size_align(size, align).unwrap();
             let block = a.alloc(layout).unwrap();
             assert_eq!(block.as_ptr() as usize % align, 0, "size {size} align {align}");
             assert!(a.usable_size(layout) >= size);
-            fill(block, size, size as u8);
-            assert!(holds(block, size, size as u8));
+            fill(block, if cfg!(miri) { size.min(16) } else { size }, size as u8);
+            assert!(holds(block, if cfg!(miri) { size.min(16) } else { size }, size as u8));
             // SAFETY: allocated above with this layout.
             unsafe { a.dealloc(block, layout) };
         }
@@ -84,9 +98,12 @@ fn zero_size_requests_get_unique_blocks() {
 fn empty_arenas_are_returned_keeping_one_spare() {
     let a = Allocator::new();
     let layout = Layout::from_size_align(512, 8).unwrap();
-    let blocks: Vec<_> = (0..blocks_for_arenas(3)).map(|_| a.alloc(layout).unwrap()).collect();
+    let arenas = if cfg!(miri) { 2 } else { 3 };
+    let blocks: Vec<_> = (0..blocks_for_arenas(arenas))
+        .map(|_| a.alloc(layout).unwrap())
+        .collect();
     let s = a.stats();
-    assert_eq!(s.arenas_current, 3);
+    assert_eq!(s.arenas_current, arenas);
     assert_eq!(
         s.unused_pools, 0,
         "arenas are filled completely before a new one is mapped"
@@ -97,8 +114,8 @@ fn empty_arenas_are_returned_keeping_one_spare() {
     }
     let s = a.stats();
     assert_eq!(s.arenas_current, 1, "one empty arena is kept as a spare");
-    assert_eq!(s.arenas_freed_total, 2);
-    assert_eq!(s.arenas_high_water, 3);
+    assert_eq!(s.arenas_freed_total, arenas - 1);
+    assert_eq!(s.arenas_high_water, arenas);
     assert_eq!(a.trim(), 1);
     let s = a.stats();
     assert_eq!((s.arenas_current, s.bytes_reserved), (0, 0));
@@ -130,7 +147,7 @@ fn new_pools_come_from_the_busiest_arena() {
 #[test]
 fn limit_error_leaves_earlier_allocations_intact() {
     let a = Allocator::new();
-    let limit = 64 * 1024;
+    let limit = if cfg!(miri) { 8 * 1024 } else { 64 * 1024 };
     a.set_limit(Some(limit));
     assert_eq!(a.limit(), Some(limit));
     let layout = Layout::new::<[u8; 100]>();
@@ -149,7 +166,7 @@ fn limit_error_leaves_earlier_allocations_intact() {
     assert_eq!(err.layout(), layout);
     let message = err.to_string();
     assert!(
-        message.contains("memory limit exceeded") && message.contains("65536"),
+        message.contains("memory limit exceeded") && message.contains(&limit.to_string()),
         "{message}"
     );
     assert!(a.bytes_in_use() <= limit);
@@ -179,7 +196,7 @@ fn large_and_overaligned_blocks_work() {
     let layouts = [
         Layout::from_size_align(513, 8).unwrap(),
         Layout::from_size_align(4096, 16).unwrap(),
-        Layout::from_size_align(if cfg!(miri) { 100_000 } else { 3 * ARENA_SIZE }, 8).unwrap(),
+        Layout::from_size_align(if cfg!(miri) { 5_000 } else { 3 * ARENA_SIZE }, 8).unwrap(),
         Layout::from_size_align(8, 32).unwrap(),
         Layout::from_size_align(100, 4096).unwrap(),
         Layout::from_size_align(0, 64).unwrap(),
@@ -289,7 +306,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0usize..=1100, 0u32..=6).prop_map(|(size, align_log2)| Op::Alloc { size, align_log2 }),
+        3 => (0usize..=if cfg!(miri) { 600 } else { 1100 }, 0u32..=6).prop_map(|(size, align_log2)| Op::Alloc { size, align_log2 }),
         2 => any::<usize>().prop_map(|index| Op::Free { index }),
     ]
 }
@@ -323,13 +340,13 @@ proptest! {
                         let (o_start, o_end) = (other.as_ptr() as usize, other.as_ptr() as usize + other_layout.size().max(1));
                         prop_assert!(end <= o_start || o_end <= start, "blocks overlap");
                     }
-                    fill(block, size, step as u8);
+                    fill(block, if cfg!(miri) { size.min(24) } else { size }, step as u8);
                     expected_bytes += a.usable_size(layout);
                     live.push((block, layout, step as u8));
                 }
                 Op::Free { index } if !live.is_empty() => {
                     let (block, layout, byte) = live.swap_remove(index % live.len());
-                    prop_assert!(holds(block, layout.size(), byte), "contents changed");
+                    prop_assert!(holds(block, if cfg!(miri) { layout.size().min(24) } else { layout.size() }, byte), "contents changed");
                     expected_bytes -= a.usable_size(layout);
                     // SAFETY: the model holds only live blocks of this allocator.
                     unsafe { a.dealloc(block, layout) };
@@ -339,7 +356,7 @@ proptest! {
             prop_assert_eq!(a.bytes_in_use(), expected_bytes);
         }
         for &(block, layout, byte) in &live {
-            prop_assert!(holds(block, layout.size(), byte), "contents changed");
+            prop_assert!(holds(block, if cfg!(miri) { layout.size().min(24) } else { layout.size() }, byte), "contents changed");
         }
         let s = a.stats();
         prop_assert_eq!(s.arena_bytes_accounted(), s.arenas_current * ARENA_SIZE);
