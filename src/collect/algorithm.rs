@@ -226,21 +226,7 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
         find_reachable(inner, &cands)
     };
 
-    let mut survivors = 0;
-    inner.with_gens(|gens| {
-        inner.with_work(|work| {
-            for (index, &alive) in detection.reachable.iter().enumerate() {
-                if alive {
-                    let header = cands[index];
-                    // SAFETY: candidates are live (releases were queued).
-                    unsafe { header.as_ref() }.set(flags::COLLECTING, false);
-                    gens.push(dest, header);
-                    work[index] = None;
-                    survivors += 1;
-                }
-            }
-        })
-    });
+    let survivors = promote_reachable(inner, &cands, &detection.reachable, dest);
     drop(cands);
     let mut found = inner.with_work(|work| work.iter().flatten().count());
     if found == 0 {
@@ -306,19 +292,7 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
             let _tracing = FlagGuard::set(&inner.tracing);
             find_reachable(inner, &garbage)
         };
-        inner.with_gens(|gens| {
-            inner.with_work(|work| {
-                for (index, &alive) in again.reachable.iter().enumerate() {
-                    if alive {
-                        let header = garbage[index];
-                        // SAFETY: entries in `work` are live.
-                        unsafe { header.as_ref() }.set(flags::COLLECTING, false);
-                        gens.push(dest, header);
-                        work[index] = None;
-                    }
-                }
-            })
-        });
+        promote_reachable(inner, &garbage, &again.reachable, dest);
         found = inner.with_work(|work| work.iter().flatten().count());
     }
     if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
@@ -378,6 +352,28 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
         }
     }
     (found, survivors)
+}
+
+/// Moves the reachable candidates (work-list entries `i` with
+/// `reachable[i]`) out of the collection into generation `dest`; returns how many.
+fn promote_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], reachable: &[bool], dest: usize) -> usize {
+    let mut promoted = 0;
+    inner.with_gens(|gens| {
+        inner.with_work(|work| {
+            for (index, &alive) in reachable.iter().enumerate() {
+                if alive {
+                    let header = cands[index];
+                    // SAFETY: candidates are live: releases were queued during
+                    // detection, and released ones are no longer in the work list.
+                    unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                    gens.push(dest, header);
+                    work[index] = None;
+                    promoted += 1;
+                }
+            }
+        })
+    });
+    promoted
 }
 
 /// Marks the callback records owned by the garbage (the work list): those
