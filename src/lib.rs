@@ -39,14 +39,18 @@ pub mod alloc;
 pub mod collect;
 mod handle;
 mod heap;
+mod intern;
 mod object;
 pub mod trace;
+pub mod weak;
 
 pub use collect::{DebugFlags, GcError, GcInfo, GcPhase, GenerationStats};
 pub use handle::{AnyGc, Gc, ObjectRef, Weak};
 pub use heap::{CallbackId, DisabledGuard, Heap, MAX_RELEASE_DEPTH};
+pub use intern::Interner;
 pub use rcgc_derive::Trace;
 pub use trace::{Finalize, Trace, Tracer};
+pub use weak::{finalize, Finalizer, WeakKeyDictionary, WeakSet, WeakValueDictionary};
 
 /// The strong count reported for immortal objects (CPython 3.12's `4294967295`).
 pub const IMMORTAL_REFCOUNT: usize = object::IMMORTAL as usize;

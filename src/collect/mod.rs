@@ -21,7 +21,7 @@
 //! Steps 1–3 run no user code but `Trace` impls, use no recursion (an
 //! explicit stack), and O(candidates) side memory. See `algorithm.rs`.
 //!
-//! Objects live in three generations ([`Generations`]): new objects in 0,
+//! Objects live in three generations (`generations.rs`): new objects in 0,
 //! survivors of a collection move up one. Collecting generation *n* also
 //! collects the younger ones. When to collect, and which generation, is up to
 //! a [`CollectorPolicy`]; the default, [`Generational`], is CPython's.

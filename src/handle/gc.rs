@@ -42,6 +42,42 @@ use super::weak::{self, Weak};
 ///
 /// A `Gc<T>` is one pointer wide, and so is `Option<Gc<T>>`. It is neither
 /// `Send` nor `Sync`: a heap belongs to one thread.
+///
+/// # Unsized values and trait objects
+///
+/// `Gc<str>` and `Gc<[T]>` are made with [`Heap::alloc_str`](crate::Heap::alloc_str)
+/// and [`Heap::alloc_slice`](crate::Heap::alloc_slice) (they are leaves: a slice
+/// of handles keeps its elements alive but is not traced; use `Gc<Vec<T>>` for
+/// a container that can be part of a cycle). Stable Rust cannot coerce
+/// `Gc<T>` to `Gc<dyn Trait>` (that needs the unstable `CoerceUnsized`), so
+/// hold the trait object behind one more box in a small wrapper. `Trace`
+/// itself cannot be a supertrait of an object-safe trait (it has associated
+/// constants), so give your trait a method that forwards tracing:
+///
+/// ```
+/// use rcgc::{Gc, Heap, Trace, Tracer};
+///
+/// trait Shape {
+///     fn area(&self) -> f64;
+///     /// Lets the collector see the handles inside; leaves do nothing.
+///     fn trace_shape(&self, _tracer: &mut Tracer<'_>) {}
+/// }
+///
+/// struct Square(f64);
+/// impl Shape for Square {
+///     fn area(&self) -> f64 { self.0 * self.0 }
+/// }
+///
+/// struct AnyShape(Box<dyn Shape>);
+/// // SAFETY: forwards to the shape, which visits every Gc it owns.
+/// unsafe impl Trace for AnyShape {
+///     fn trace(&self, tracer: &mut Tracer<'_>) { self.0.trace_shape(tracer) }
+/// }
+///
+/// let heap = Heap::new();
+/// let shape: Gc<AnyShape> = heap.alloc(AnyShape(Box::new(Square(2.0))));
+/// assert_eq!(shape.0.area(), 4.0);
+/// ```
 pub struct Gc<T: Trace + ?Sized + 'static> {
     ptr: NonNull<T>,
     _owns: PhantomData<T>,
@@ -386,12 +422,25 @@ impl<T: Trace + ?Sized + 'static> Clone for Gc<T> {
         if count != IMMORTAL {
             // Reaching IMMORTAL by counting saturates: the object becomes immortal.
             strong.set(count + 1);
+            if count + 1 == IMMORTAL {
+                became_immortal(self.ptr);
+            }
         }
         Gc {
             ptr: self.ptr,
             _owns: PhantomData,
         }
     }
+}
+
+/// Records that an object's count saturated: it (and so its heap) will never
+/// be freed.
+#[cold]
+#[inline(never)]
+fn became_immortal<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: a handle to the object exists, so it and its heap are live.
+    let inner = unsafe { heap_of::<T>(ptr.cast(), block_layout::<T>(ptr)).as_ref() };
+    inner.immortal_objects.set(inner.immortal_objects.get() + 1);
 }
 
 impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
@@ -682,5 +731,29 @@ impl<T: Trace + ?Sized + Ord + 'static> Ord for Gc<T> {
 impl<T: Trace + ?Sized + Hash + 'static> Hash for Gc<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         (**self).hash(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Heap;
+
+    /// A count that would overflow saturates into immortality instead of
+    /// wrapping: the object is then never freed, and that is safe.
+    #[test]
+    fn overflowing_counts_saturate_into_immortality() {
+        let heap = Heap::new();
+        let obj = heap.alloc(7u64);
+        // SAFETY: the handle keeps the header alive; pretend u32::MAX - 2
+        // more handles exist (as if leaked with mem::forget).
+        unsafe { object::strong(obj.value()) }.set(IMMORTAL - 1);
+        let extra = obj.clone();
+        assert!(Gc::is_immortal(&obj));
+        assert_eq!(Gc::strong_count(&obj), crate::IMMORTAL_REFCOUNT);
+        drop(extra);
+        drop(obj);
+        assert_eq!(heap.object_count(), 1, "an immortal object is never freed");
+        drop(heap); // kept forever on the immortal heaps list (no leak report under Miri)
     }
 }

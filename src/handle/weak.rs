@@ -1,20 +1,27 @@
 //! [`Weak<T>`], the weak side records, and weak-reference callbacks.
 //!
 //! ```text
-//!  object ──HAS_WEAK flag──► heap side table[object address] ──► WeakSlot { target, weak, callbacks }
+//!  object ──HAS_WEAK flag──► heap side table[object address] ──► WeakSlot { target, weak, callbacks, raw }
 //!                                                                  ▲              │
 //!  Weak (plain) ─────────────────────────────────────────────────┘              ▼
 //!  Weak (with callback) ──► CallbackRecord { slot, handles, callback } ◄── callbacks list
 //! ```
 //!
-//! * The first weak reference to an object allocates a 24-byte [`WeakSlot`]
+//! * The first weak reference to an object allocates a 48-byte [`WeakSlot`]
 //!   from the object's heap, files it in the heap's side table and sets the
 //!   object's `HAS_WEAK` flag. Plain weak references all point to that slot;
 //!   `weak` counts every weak handle to the object.
 //! * A weak reference created with a callback (`Gc::downgrade_with_callback`)
 //!   has its own [`CallbackRecord`] (its `Weak` pointer carries a tag bit),
-//!   listed on the slot. Dropping the last handle to a record cancels its
+//!   listed on the slot (the list is the record itself while there is one,
+//!   a boxed vector beyond). Dropping the last handle to a record cancels its
 //!   callback: *a callback is not called if its weak reference died first*.
+//! * [`RawWeak`] is the weak collections' reference: an internal callback
+//!   (a function pointer and plain data, [`RawCallback`]), kept in the
+//!   slot's `raw` field for the object's first one (no allocation) or in a
+//!   record. Internal callbacks run no user code and run before the user
+//!   callbacks of the same object, so weak collections are up to date when
+//!   those run.
 //! * When the object dies its slot's `target` is cleared first, so every
 //!   weak reference to it fails to upgrade, and only then do the callbacks
 //!   run, newest first. The object's block is freed at once: weak references
@@ -47,11 +54,16 @@ pub(crate) struct WeakSlot {
     pub(crate) target: Cell<Option<NonNull<u8>>>,
     /// Weak handles to the object (plain and with callbacks).
     pub(crate) weak: Cell<usize>,
-    /// Callback records, oldest first (null if none was ever registered).
+    /// Callback records, oldest first: null if none, one record tagged with
+    /// [`ONE_RECORD`] (the usual case: no allocation), or a boxed vector.
     callbacks: Cell<*mut Vec<NonNull<CallbackRecord>>>,
+    /// The callback of the first [`RawWeak`] to the object, kept here instead
+    /// of in a record: the weak collections' entries cost no allocation.
+    raw: Cell<Option<RawCallback>>,
 }
 
 const SLOT_LAYOUT: Layout = Layout::new::<WeakSlot>();
+const _: () = assert!(SLOT_LAYOUT.size() == 48);
 
 /// A weak reference with a callback.
 pub(crate) struct CallbackRecord {
@@ -60,6 +72,8 @@ pub(crate) struct CallbackRecord {
     handles: Cell<usize>,
     /// The callback until it runs or is cancelled.
     callback: Cell<Option<ErasedCallback>>,
+    /// The internal callback of a [`RawWeak`] (instead of `callback`).
+    raw: Cell<Option<RawCallback>>,
     /// The record is owned by cyclic garbage: never call back.
     pub(crate) in_garbage: Cell<bool>,
 }
@@ -72,6 +86,28 @@ type ErasedCallback = Box<dyn FnOnce(NonNull<CallbackRecord>)>;
 
 /// Tag bit of a `Weak` pointer to a callback record.
 const RECORD_TAG: usize = 1;
+
+/// Tag bit of a slot's `callbacks` word holding a single record.
+const ONE_RECORD: usize = 1;
+
+/// The internal callback of a [`RawWeak`]: a function and plain data, so a
+/// record needs no allocation for it and dropping it runs no user code.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct RawCallback {
+    /// Called once when the object dies, with `data`, `hash` and the
+    /// reference's identity (see [`RawWeak::identity`]).
+    pub(crate) func: unsafe fn(*const (), u64, usize),
+    pub(crate) data: *const (),
+    pub(crate) hash: u64,
+}
+
+impl RawCallback {
+    fn call(self, identity: usize) {
+        // SAFETY: the creator of the `RawWeak` guarantees `func` may be called
+        // with `data` while the `RawWeak` exists (the batch only calls it then).
+        unsafe { (self.func)(self.data, self.hash, identity) }
+    }
+}
 
 /// A weak reference: it does not keep its object alive, and
 /// [`upgrade`](Weak::upgrade) gives a [`Gc`] only while the object lives.
@@ -185,30 +221,8 @@ pub(crate) unsafe fn downgrade<T: Trace + 'static>(
     inner: NonNull<HeapInner>,
     callback: Option<Callback<T>>,
 ) -> Result<Weak<T>, AllocError> {
-    // SAFETY: the caller guarantees both are live.
-    let inner = unsafe { inner.as_ref() };
-    let key = value.as_ptr() as usize;
-    // SAFETY: as above.
-    let slot = if unsafe { object::Flags::has::<T>(value, flags::HAS_WEAK) } {
-        inner.with_weak_table(|table| table[&key])
-    } else {
-        let slot = inner.allocator.alloc(SLOT_LAYOUT)?.cast::<WeakSlot>();
-        // SAFETY: a fresh block of the slot's layout; the object is live.
-        unsafe {
-            slot.write(WeakSlot {
-                target: Cell::new(Some(value)),
-                weak: Cell::new(0),
-                callbacks: Cell::new(core::ptr::null_mut()),
-            });
-            object::Flags::set::<T>(value, flags::HAS_WEAK, true);
-        }
-        inner.block_allocated();
-        inner.with_weak_table(|table| table.insert(key, slot));
-        slot
-    };
-    // SAFETY: slots in the table are live.
-    let slot_ref = unsafe { slot.as_ref() };
-    slot_ref.weak.set(slot_ref.weak.get() + 1);
+    // SAFETY: forwarded caller contract.
+    let slot = unsafe { slot_for::<T>(value, inner)? };
     let Some(callback) = callback else {
         return Ok(Weak {
             ptr: Some(slot.cast()),
@@ -226,23 +240,122 @@ pub(crate) unsafe fn downgrade<T: Trace + 'static>(
         };
         callback(&weak);
     });
-    let record = NonNull::from(Box::leak(Box::new(CallbackRecord {
-        slot,
-        handles: Cell::new(1),
-        callback: Cell::new(Some(erased)),
-        in_garbage: Cell::new(false),
-    })));
-    let mut list = slot_ref.callbacks.get();
-    if list.is_null() {
-        list = Box::into_raw(Box::new(Vec::new()));
-        slot_ref.callbacks.set(list);
-    }
-    // SAFETY: the list is owned by the slot; no user code runs while it is borrowed.
-    unsafe { (*list).push(record) };
+    // SAFETY: `slot_for` counted this handle on the live slot.
+    let record = unsafe { push_record(slot, Some(erased), None) };
     Ok(Weak {
         ptr: Some(record.cast::<u8>().map_addr(|a| a | RECORD_TAG)),
         _marker: PhantomData,
     })
+}
+
+/// The weak slot of the live object at `value` (created on first use), with
+/// its weak count already incremented for the caller's new handle.
+///
+/// # Safety
+/// `value` is a live object holding a `T` in `inner`.
+unsafe fn slot_for<T: Trace + ?Sized + 'static>(
+    value: NonNull<u8>,
+    inner: NonNull<HeapInner>,
+) -> Result<NonNull<WeakSlot>, AllocError> {
+    // SAFETY: the caller guarantees both are live.
+    let inner = unsafe { inner.as_ref() };
+    let key = value.as_ptr() as usize;
+    // SAFETY: as above.
+    let slot = if unsafe { object::Flags::has::<T>(value, flags::HAS_WEAK) } {
+        inner.with_weak_table(|table| table[&key])
+    } else {
+        let slot = inner.allocator.alloc(SLOT_LAYOUT)?.cast::<WeakSlot>();
+        // SAFETY: a fresh block of the slot's layout; the object is live.
+        unsafe {
+            slot.write(WeakSlot {
+                target: Cell::new(Some(value)),
+                weak: Cell::new(0),
+                callbacks: Cell::new(core::ptr::null_mut()),
+                raw: Cell::new(None),
+            });
+            object::Flags::set::<T>(value, flags::HAS_WEAK, true);
+        }
+        inner.block_allocated();
+        inner.with_weak_table(|table| table.insert(key, slot));
+        slot
+    };
+    // SAFETY: slots in the table are live.
+    let slot_ref = unsafe { slot.as_ref() };
+    slot_ref.weak.set(slot_ref.weak.get() + 1);
+    Ok(slot)
+}
+
+/// Creates a callback record on `slot` holding `callback` (or `raw`),
+/// listed last (newest) on the slot; the record starts with one handle,
+/// which takes over the slot count the caller got from [`slot_for`].
+///
+/// # Safety
+/// `slot` is live and the caller owns one count on it for the new record.
+unsafe fn push_record(
+    slot: NonNull<WeakSlot>,
+    callback: Option<ErasedCallback>,
+    raw: Option<RawCallback>,
+) -> NonNull<CallbackRecord> {
+    let record = NonNull::from(Box::leak(Box::new(CallbackRecord {
+        slot,
+        handles: Cell::new(1),
+        callback: Cell::new(callback),
+        raw: Cell::new(raw),
+        in_garbage: Cell::new(false),
+    })));
+    // SAFETY: the caller guarantees a live slot; its list is owned by it and
+    // no user code runs while it is borrowed.
+    unsafe {
+        let slot_ref = slot.as_ref();
+        let list = slot_ref.callbacks.get();
+        if list.is_null() {
+            slot_ref
+                .callbacks
+                .set(record.as_ptr().map_addr(|a| a | ONE_RECORD).cast());
+        } else if list.addr() & ONE_RECORD != 0 {
+            let first = NonNull::new_unchecked(list.map_addr(|a| a & !ONE_RECORD).cast::<CallbackRecord>());
+            slot_ref.callbacks.set(Box::into_raw(Box::new(vec![first, record])));
+        } else {
+            (*list).push(record);
+        }
+    }
+    record
+}
+
+/// Takes a slot's callback list, newest first (without taking handles).
+fn take_list(slot: &WeakSlot) -> PendingCallbacks {
+    let list = slot.callbacks.replace(core::ptr::null_mut());
+    let mut pending = PendingCallbacks::none();
+    if list.is_null() {
+    } else if list.addr() & ONE_RECORD != 0 {
+        // SAFETY: a tagged word is a record pointer.
+        let one = unsafe { NonNull::new_unchecked(list.map_addr(|a| a & !ONE_RECORD).cast::<CallbackRecord>()) };
+        pending.push(Due::Record(one));
+    } else {
+        // SAFETY: an untagged word is the slot's boxed vector, now ours.
+        let records = *unsafe { Box::from_raw(list) };
+        for &record in records.iter().rev() {
+            pending.push(Due::Record(record));
+        }
+    }
+    pending
+}
+
+/// Unlists `record` from its slot's callback list (cancelling it).
+///
+/// # Safety
+/// The slot is live; no user code runs meanwhile.
+unsafe fn unlist(slot: &WeakSlot, record: NonNull<CallbackRecord>) {
+    let list = slot.callbacks.get();
+    if list.is_null() {
+    } else if list.addr() & ONE_RECORD != 0 {
+        if list.map_addr(|a| a & !ONE_RECORD).cast::<CallbackRecord>() == record.as_ptr() {
+            slot.callbacks.set(core::ptr::null_mut());
+        }
+    } else {
+        // SAFETY: the slot's boxed vector.
+        unsafe { (*list).retain(|&other| other != record) };
+    }
 }
 
 /// # Safety
@@ -263,51 +376,109 @@ pub(crate) fn weak_count_of(inner: &HeapInner, value: NonNull<u8>) -> usize {
     unsafe { slot.as_ref() }.weak.get()
 }
 
-/// Callbacks due because their object died, newest first. The batch holds a
-/// handle to each record until [`run`](Self::run) or drop.
-pub(crate) struct PendingCallbacks(Vec<NonNull<CallbackRecord>>);
+/// One callback due: a record's, or the inline raw callback of a slot.
+#[derive(Copy, Clone)]
+enum Due {
+    Record(NonNull<CallbackRecord>),
+    Inline(NonNull<WeakSlot>),
+}
+
+impl Due {
+    /// Gives back the batch's handle.
+    ///
+    /// # Safety
+    /// The batch owns a handle to the record, or a count on the slot.
+    unsafe fn release(self) {
+        // SAFETY: forwarded; the object is dead, so there is no flag to clear.
+        let alive = unsafe {
+            match self {
+                Due::Record(record) => drop_record_handle(record),
+                Due::Inline(slot) => drop_slot_handle(slot),
+            }
+        };
+        debug_assert!(alive.is_none());
+    }
+}
+
+/// Callbacks due because their object died: for each object, the inline raw
+/// callback (internal, no user code) first, then the records newest first.
+/// The batch holds a handle to each record (a count on each inline slot)
+/// until [`run`](Self::run) or drop. The first entry is kept apart so that
+/// the usual batch, one callback, allocates nothing.
+pub(crate) struct PendingCallbacks {
+    /// The first entry; `None` only if the batch is empty.
+    one: Option<Due>,
+    more: Vec<Due>,
+}
 
 impl PendingCallbacks {
     pub(crate) fn none() -> Self {
-        PendingCallbacks(Vec::new())
+        PendingCallbacks {
+            one: None,
+            more: Vec::new(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.one.is_none()
+    }
+
+    fn push(&mut self, due: Due) {
+        if self.one.is_none() {
+            self.one = Some(due);
+        } else {
+            self.more.push(due);
+        }
     }
 
     pub(crate) fn append(&mut self, mut other: PendingCallbacks) {
-        self.0.append(&mut other.0);
+        let Some(first) = other.one.take() else { return };
+        self.push(first);
+        self.more.append(&mut other.more);
     }
 
-    /// Runs the callbacks (newest first within each object), skipping those
-    /// whose weak references are gone or are garbage; panics are reported.
+    /// Runs the callbacks, skipping those whose weak references are gone or
+    /// are garbage; panics are reported.
     pub(crate) fn run(mut self, inner: &HeapInner) {
-        for record in core::mem::take(&mut self.0) {
-            // SAFETY: the batch holds a handle, so the record is alive.
-            let r = unsafe { record.as_ref() };
-            let live_handles = r.handles.get() > 1;
-            if live_handles && !r.in_garbage.get() {
-                if let Some(callback) = r.callback.take() {
-                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(record))) {
-                        inner.report_panic(format_args!("a weak reference callback"), &*panic);
+        let first = self.one.take();
+        let more = core::mem::take(&mut self.more);
+        for due in first.into_iter().chain(more) {
+            match due {
+                Due::Record(record) => {
+                    // SAFETY: the batch holds a handle, so the record is alive.
+                    let r = unsafe { record.as_ref() };
+                    let live_handles = r.handles.get() > 1;
+                    if live_handles && !r.in_garbage.get() {
+                        if let Some(callback) = r.callback.take() {
+                            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(record))) {
+                                inner.report_panic(format_args!("a weak reference callback"), &*panic);
+                            }
+                        } else if let Some(raw) = r.raw.take() {
+                            raw.call(record.as_ptr() as usize);
+                        }
+                    }
+                }
+                Due::Inline(slot) => {
+                    // SAFETY: the batch holds a count on the slot. Dropping
+                    // the `RawWeak` cleared the callback (cancelled it).
+                    if let Some(raw) = unsafe { slot.as_ref() }.raw.take() {
+                        raw.call(slot.as_ptr() as usize);
                     }
                 }
             }
-            // SAFETY: gives back the batch's handle; the object is dead, so
-            // there is no flag to clear.
-            let alive = unsafe { drop_record_handle(record) };
-            debug_assert!(alive.is_none());
+            // SAFETY: the batch's handle.
+            unsafe { due.release() };
         }
     }
 }
 
 impl Drop for PendingCallbacks {
     fn drop(&mut self) {
-        for record in core::mem::take(&mut self.0) {
+        let first = self.one.take();
+        let more = core::mem::take(&mut self.more);
+        for due in first.into_iter().chain(more) {
             // SAFETY: as in `run`.
-            let alive = unsafe { drop_record_handle(record) };
-            debug_assert!(alive.is_none());
+            unsafe { due.release() };
         }
     }
 }
@@ -316,24 +487,30 @@ impl Drop for PendingCallbacks {
 /// upgrading. Returns its callbacks, to be run once the caller is ready. The
 /// caller clears the object's `HAS_WEAK` flag.
 pub(crate) fn clear(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
-    let Some(slot) = inner.with_weak_table(|table| table.remove(&(value.as_ptr() as usize))) else {
+    let Some(slot_ptr) = inner.with_weak_table(|table| table.remove(&(value.as_ptr() as usize))) else {
         return PendingCallbacks::none();
     };
     // SAFETY: slots in the table are live; weak references keep them.
-    let slot = unsafe { slot.as_ref() };
+    let slot = unsafe { slot_ptr.as_ref() };
     slot.target.set(None);
-    let list = slot.callbacks.replace(core::ptr::null_mut());
-    if list.is_null() {
-        return PendingCallbacks::none();
+    let mut pending = PendingCallbacks::none();
+    if slot.raw.get().is_some() {
+        // The batch takes a count on the slot.
+        slot.weak.set(slot.weak.get() + 1);
+        pending.push(Due::Inline(slot_ptr));
     }
-    // SAFETY: the list was owned by the slot and is now ours.
-    let mut records = *unsafe { Box::from_raw(list) };
-    records.reverse(); // newest first
-    for &record in &records {
-        // SAFETY: listed records are alive; the batch takes a handle.
-        unsafe { add_record_handle(record) };
+    let mut records = take_list(slot);
+    if let Some(first) = records.one.take() {
+        pending.push(first);
     }
-    PendingCallbacks(records)
+    pending.more.append(&mut records.more);
+    for due in pending.one.iter().chain(&pending.more) {
+        if let Due::Record(record) = *due {
+            // SAFETY: listed records are alive; the batch takes a handle.
+            unsafe { add_record_handle(record) };
+        }
+    }
+    pending
 }
 
 /// Drops one handle to a callback record (and, with the last, the record and
@@ -352,12 +529,9 @@ unsafe fn drop_record_handle(record: NonNull<CallbackRecord>) -> Option<NonNull<
     if left == 0 {
         // SAFETY: the slot is alive (the record holds a count on it).
         let slot_ref = unsafe { slot.as_ref() };
-        let list = slot_ref.callbacks.get();
-        if !list.is_null() {
-            // Cancel: the callback will never be called.
-            // SAFETY: the list is owned by the slot; no user code runs here.
-            unsafe { (*list).retain(|&other| other != record) };
-        }
+        // Cancel: the callback will never be called.
+        // SAFETY: the list is owned by the slot; no user code runs here.
+        unsafe { unlist(slot_ref, record) };
         // SAFETY: the last handle: nothing refers to the record any more.
         // Dropping it may run user code (the callback's captures).
         drop(unsafe { Box::from_raw(record.as_ptr()) });
@@ -391,10 +565,9 @@ unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>) -> Option<NonNull<u8>> {
             // The object lives on without weak references.
             inner.with_weak_table(|table| table.remove(&(target.as_ptr() as usize)));
         }
-        let list = slot.callbacks.replace(core::ptr::null_mut());
-        if !list.is_null() {
-            drop(Box::from_raw(list));
-        }
+        let list = take_list(slot);
+        debug_assert!(list.is_empty(), "records hold counts on their slot");
+        core::mem::forget(list);
         inner.allocator.dealloc(slot_ptr.cast(), SLOT_LAYOUT);
         inner.block_freed();
         if target.is_none() && inner.release_depth.get() == 0 {
@@ -470,5 +643,213 @@ unsafe impl<T: Trace + 'static> Trace for Weak<T> {
                 tracer.edge(Edge::WeakCallback(record));
             }
         }
+    }
+}
+
+/// A weak reference for the crate's weak collections (`crate::weak`): to an
+/// object of any type, sized or not, with an internal callback run when the
+/// object dies (after all its weak references are cleared). It cannot be
+/// cloned, so dropping it cancels the callback; it is never reported to the
+/// collector, so its callback also runs when the object dies in a cycle.
+///
+/// One word: the object's slot, if this reference's [`RawCallback`] is the
+/// one kept inline in the slot (the first raw reference to the object: no
+/// allocation at all), or else its own callback record; tagged with
+/// [`RAW_INLINE`] and [`RAW_TRACKED`].
+pub(crate) struct RawWeak {
+    ptr: NonNull<u8>,
+}
+
+/// Tag bit of a [`RawWeak`] to an object with a tracked header (where its
+/// `HAS_WEAK` flag lives).
+const RAW_TRACKED: usize = 1;
+/// Tag bit of a [`RawWeak`] whose callback is inline in the slot.
+const RAW_INLINE: usize = 2;
+const RAW_TAGS: usize = RAW_TRACKED | RAW_INLINE;
+
+const _: () =
+    assert!(core::mem::align_of::<WeakSlot>() > RAW_TAGS && core::mem::align_of::<CallbackRecord>() > RAW_TAGS);
+
+impl RawWeak {
+    /// A weak reference to `this`'s object whose `callback` runs once when
+    /// the object dies, unless this `RawWeak` was dropped first. A panic in
+    /// it is reported like any weak callback's.
+    pub(crate) fn new<T: Trace + ?Sized + 'static>(
+        this: &Gc<T>,
+        callback: impl FnOnce() + 'static,
+    ) -> Result<RawWeak, AllocError> {
+        let erased: ErasedCallback = Box::new(move |_record| callback());
+        Self::create(this, Err(erased))
+    }
+
+    /// A weak reference to `this`'s object whose `callback` runs once when
+    /// the object dies, unless this `RawWeak` was dropped first; it is given
+    /// this reference's [`identity`](Self::identity).
+    ///
+    /// # Safety
+    /// `callback.func` may be called with its data while this `RawWeak`
+    /// exists, and does not panic.
+    pub(crate) unsafe fn with_raw<T: Trace + ?Sized + 'static>(
+        this: &Gc<T>,
+        callback: RawCallback,
+    ) -> Result<RawWeak, AllocError> {
+        Self::create(this, Ok(callback))
+    }
+
+    fn create<T: Trace + ?Sized + 'static>(
+        this: &Gc<T>,
+        callback: Result<RawCallback, ErasedCallback>,
+    ) -> Result<RawWeak, AllocError> {
+        let value = this.value();
+        // SAFETY: only the pointer's metadata is read (as `Gc::size_of`);
+        // the handle keeps the object and its heap alive.
+        let slot = unsafe {
+            let layout = crate::object::ObjectKind::<T>::layout_of_val(&*Gc::as_ptr(this));
+            slot_for::<T>(value, super::gc::heap_of::<T>(value, layout))?
+        };
+        let tracked = if crate::object::ObjectKind::<T>::TRACKED {
+            RAW_TRACKED
+        } else {
+            0
+        };
+        // SAFETY: `slot_for` counted this handle on the live slot.
+        let slot_ref = unsafe { slot.as_ref() };
+        let ptr = match callback {
+            Ok(raw) if slot_ref.raw.get().is_none() => {
+                slot_ref.raw.set(Some(raw));
+                slot.cast::<u8>().map_addr(|a| a | tracked | RAW_INLINE)
+            }
+            // SAFETY: as above.
+            Ok(raw) => unsafe { push_record(slot, None, Some(raw)) }
+                .cast::<u8>()
+                .map_addr(|a| a | tracked),
+            // SAFETY: as above.
+            Err(erased) => unsafe { push_record(slot, Some(erased), None) }
+                .cast::<u8>()
+                .map_addr(|a| a | tracked),
+        };
+        Ok(RawWeak { ptr })
+    }
+
+    /// What this reference's [`RawCallback`] is given to tell which
+    /// reference died: the address of its slot or record.
+    pub(crate) fn identity(&self) -> usize {
+        self.ptr.addr().get() & !RAW_TAGS
+    }
+
+    fn untagged(&self) -> NonNull<u8> {
+        // SAFETY: the tags are low bits of a non-null aligned pointer.
+        unsafe { NonNull::new_unchecked(self.ptr.as_ptr().map_addr(|a| a & !RAW_TAGS)) }
+    }
+
+    fn slot_ptr(&self) -> NonNull<WeakSlot> {
+        if self.ptr.addr().get() & RAW_INLINE != 0 {
+            self.untagged().cast()
+        } else {
+            // SAFETY: this handle keeps its record alive.
+            unsafe { self.untagged().cast::<CallbackRecord>().as_ref() }.slot
+        }
+    }
+
+    fn slot(&self) -> &WeakSlot {
+        // SAFETY: this handle keeps its slot alive (directly, or through its record).
+        unsafe { self.slot_ptr().as_ref() }
+    }
+
+    /// The shared state of the object's heap, alive while the object (or
+    /// this reference) is; its address identifies the heap.
+    pub(crate) fn heap(&self) -> NonNull<HeapInner> {
+        // SAFETY: the slot is a live block of the object's heap, whose owner
+        // data is the heap's state (set in `HeapInner::create`).
+        unsafe { NonNull::new_unchecked(Allocator::owner_data_of(self.slot_ptr().cast(), SLOT_LAYOUT).cast()) }
+    }
+
+    /// The object's value address while it is alive (strong count above zero).
+    pub(crate) fn target(&self) -> Option<NonNull<u8>> {
+        let target = self.slot().target.get()?;
+        // SAFETY: a set target is a live object.
+        (unsafe { object::strong(target) }.get() != 0).then_some(target)
+    }
+
+    /// A strong handle to the object if it is alive and is the one `ptr`
+    /// (the pointer of a handle to it, with its metadata) points to.
+    pub(crate) fn upgrade<T: Trace + ?Sized + 'static>(&self, ptr: NonNull<T>) -> Option<Gc<T>> {
+        if self.target()? != ptr.cast::<u8>() {
+            return None;
+        }
+        // SAFETY: the target is a live object.
+        unsafe { upgrade_if_alive(ptr) }
+    }
+}
+
+/// A strong handle to the object at `ptr` if it is alive and its weak
+/// references have not been cleared. Reads only the object's header, so it
+/// is one cache miss cheaper than [`RawWeak::upgrade`].
+///
+/// # Safety
+/// The object's memory is still allocated: a `RawWeak` to it exists whose
+/// callback has not run yet (an object's memory is freed only after its
+/// callbacks ran), or a handle to it does.
+pub(crate) unsafe fn upgrade_if_alive<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> Option<Gc<T>> {
+    let value = ptr.cast::<u8>();
+    // SAFETY: the caller guarantees the header is allocated. A dying object
+    // has count zero; a garbage object's weak references are cleared (its
+    // `HAS_WEAK` flag is reset) before any user code can see it.
+    unsafe {
+        let strong = object::strong(value);
+        let count = strong.get();
+        if count == 0 || !object::Flags::has::<T>(value, flags::HAS_WEAK) {
+            return None;
+        }
+        if count != IMMORTAL {
+            strong.set(count + 1);
+        }
+        Some(Gc::from_counted(ptr))
+    }
+}
+
+/// Whether the object at `ptr` is alive and its weak references have not
+/// been cleared (see [`upgrade_if_alive`]).
+///
+/// # Safety
+/// As [`upgrade_if_alive`].
+pub(crate) unsafe fn is_alive<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> bool {
+    let value = ptr.cast::<u8>();
+    // SAFETY: forwarded.
+    unsafe { object::strong(value).get() != 0 && object::Flags::has::<T>(value, flags::HAS_WEAK) }
+}
+
+impl Drop for RawWeak {
+    fn drop(&mut self) {
+        let alive = if self.ptr.addr().get() & RAW_INLINE != 0 {
+            let slot = self.untagged().cast::<WeakSlot>();
+            // SAFETY: this handle owns one count on the slot. Clearing the
+            // inline callback cancels it.
+            unsafe {
+                slot.as_ref().raw.set(None);
+                drop_slot_handle(slot)
+            }
+        } else {
+            // SAFETY: this handle owns one count on the record.
+            unsafe { drop_record_handle(self.untagged().cast()) }
+        };
+        if let Some(target) = alive {
+            // The object lives on without weak references. Its heap cannot be
+            // freed while it lives, so only the flag needs clearing.
+            // SAFETY: the object is alive; the header kind was recorded at creation.
+            unsafe {
+                if self.ptr.addr().get() & RAW_TRACKED != 0 {
+                    object::tracked_header(target).as_ref().set(flags::HAS_WEAK, false);
+                } else {
+                    object::leaf_header(target).as_ref().set(flags::HAS_WEAK, false);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RawWeak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "(RawWeak)")
     }
 }

@@ -83,7 +83,7 @@ pub unsafe trait Trace {
     /// clone of `this` somewhere reachable. Set
     /// [`HAS_FINALIZER`](Self::HAS_FINALIZER) to `true` when you override it
     /// (`#[derive(Trace)]` with `#[trace(finalize)]` forwards to
-    /// [`Finalize`](crate::Finalize)).
+    /// [`Finalize`]).
     ///
     /// Unlike `Drop`, a finalizer may use the other objects the value points
     /// to: during a collection none of them has been torn down yet.
