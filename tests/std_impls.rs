@@ -48,7 +48,10 @@ const _: () = {
     assert!(!may::<std::mem::ManuallyDrop<G>>());
     assert!(!may::<std::rc::Rc<G>>() && !may::<std::rc::Weak<G>>());
     assert!(!may::<Arc<Vec<u8>>>() && !may::<std::sync::Weak<str>>());
-    assert!(may::<rcgc::Weak<u32>>(), "weak references are tracked: the collector must see callback records");
+    assert!(
+        may::<rcgc::Weak<u32>>(),
+        "weak references are tracked: the collector must see callback records"
+    );
 };
 
 /// The compile-time checks above ran; also trace a few values at run time.
@@ -57,7 +60,11 @@ fn std_impls_report_the_expected_may_contain_gc() {
     let heap = rcgc::Heap::new();
     let inner = heap.alloc(1u32);
     let holder = heap.alloc(RefCell::new(vec![Some(inner.clone()), None]));
-    assert_eq!(heap.referents(&holder).len(), 0, "u32 objects are leaves: not listed as referents");
+    assert_eq!(
+        heap.referents(&holder).len(),
+        0,
+        "u32 objects are leaves: not listed as referents"
+    );
     assert!(heap.is_tracked(&holder));
     assert!(!heap.is_tracked(&heap.alloc(vec![1u8, 2, 3])));
 }
