@@ -132,7 +132,7 @@ fn objects_made_reachable_between_steps_survive() {
 fn the_default_incremental_policy_collects_cycles_as_the_program_runs() {
     let heap = Heap::with_policy(Incremental::new(500));
     let drops = Rc::new(Cell::new(0));
-    let n = if cfg!(miri) { 300 } else { 20_000 };
+    let n: usize = if cfg!(miri) { 300 } else { 20_000 };
     for _ in 0..n {
         let a = node(&heap, &drops);
         let b = node(&heap, &drops);
