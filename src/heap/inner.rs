@@ -189,7 +189,16 @@ impl HeapInner {
             h.set(flags::COLLECTING, false);
             h.slot.set(object::NO_SLOT);
         } else {
-            self.with_gens(|gens| gens.remove(header));
+            self.with_gens(|gens| {
+                if h.generation() == GENERATIONS - 1 && h.slot.get() != object::NO_SLOT {
+                    // The 25 % rule measures the old generation's net growth:
+                    // an old object dying undoes one promotion (CPython only
+                    // counts promotions, so promoted objects that die soon
+                    // after still trigger full collections).
+                    gens.long_lived_pending = gens.long_lived_pending.saturating_sub(1);
+                }
+                gens.remove(header)
+            });
         }
         self.with_gens(|gens| gens.count[0] = gens.count[0].saturating_sub(1));
     }
