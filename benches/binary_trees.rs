@@ -1,0 +1,740 @@
+//! binary-trees (the Computer Language Benchmarks Game program) with rcgc's
+//! `Gc` against `Box`, `Rc`, other Rust garbage collectors, a bump arena and
+//! CPython; plus the cost of one handle clone + drop.
+//!
+//! # What it measures
+//!
+//! `binary_trees_18`: for a maximum depth `D`, one *run* of the program builds
+//! a stretch tree of depth `D + 1` and checks it, builds one long-lived tree of
+//! depth `D`, then for `d = 4, 6, .., D` builds and checks `2^(D - d + 4)`
+//! trees of depth `d`, dropping each at once, and finally checks the
+//! long-lived tree. `bottom_up_tree(depth)` builds a complete tree
+//! recursively; `check` walks it and counts its nodes. Every tree is acyclic
+//! and dropped as soon as it is checked.
+//!
+//! The unit is **ns per node allocated**. A run allocates a fixed, known
+//! number of nodes (`trees::node_count`: 68,332,206 at depth 18, 306,883,246
+//! at depth 20; every run asserts that its `check`s add up to it). One
+//! criterion iteration is one whole run (`iter_custom`), so criterion's own
+//! `time:` lines are per run; the tables divide criterion's mean by the node
+//! count. A run includes creating and dropping the contender's per-run state
+//! (the `Heap` for rcgc, the arenas for bumpalo).
+//!
+//! Criterion runs depth 18: one warm-up run, then 10 samples of one run each
+//! (flat sampling; criterion warns "Unable to complete 10 samples", which is
+//! expected). Depth 20 (about 4.5x the work of depth 18) is one timed run per
+//! contender outside criterion, printed as its own table.
+//!
+//! Contenders (criterion function names), each with the same tree code shape
+//! (`Node { left: Option<P<Node>>, right: Option<P<Node>> }`):
+//!
+//! * `rcgc`: `rcgc::Gc<Node>` (`#[derive(Trace)]`, so a tracked object), each
+//!   node made with `heap.alloc`, one `Heap` per run, with the heap's default
+//!   collector policy (CPython's generational one, thresholds `[700, 10, 10]`
+//!   when this was written): automatic cycle collections run during the
+//!   builds, as they would in CPython, and find nothing (the trees are
+//!   acyclic and every tree is freed by its counts).
+//! * `rcgc (gc disabled)`: a diagnostic variant, the same with `heap.disable()`
+//!   (Python's `gc.disable()`): no automatic collection, so it shows what the
+//!   allocator and the counts cost on their own.
+//! * `Box`: `Box<Node>` (glibc malloc).
+//! * `Rc`: `std::rc::Rc<Node>` (glibc malloc). The baseline of the ratios.
+//! * `Rc+mimalloc`: the same `Rc` code in the `binary_trees_mimalloc` binary,
+//!   whose global allocator is mimalloc; this binary reads its results.
+//! * `rust-cc`: `rust_cc::Cc<Node>`, default features and configuration,
+//!   which includes `auto-collect`: `Cc::new` may start a cycle collection
+//!   when the bytes allocated pass an adaptive threshold.
+//! * `dumpster`: `dumpster::unsync::Gc<Node>` with the default collect
+//!   condition: a sweep once more `Gc`s have been dropped since the last one
+//!   than exist.
+//! * `gc`: `gc::Gc<Node>` (`#[derive(Trace, Finalize)]`), a mark-and-sweep
+//!   collector: dropping a handle frees nothing, `Gc::new` collects when the
+//!   bytes allocated pass its (default, adaptive) threshold.
+//! * `bumpalo`: `&'a Node` in a `Bump`; nothing is freed individually, the
+//!   bump is reset after each short-lived tree (the long-lived tree has its
+//!   own). The floor for what allocation can cost.
+//! * `(CPython, separate process)`: if `python3` is on `PATH`, the same program
+//!   at depth 18 in Python (`class Node` with `__slots__ = ('left', 'right')`),
+//!   one run timed inside Python with `time.perf_counter_ns`. Context, not a
+//!   like-for-like contender (it includes the interpreter).
+//!
+//! `clone_drop`: one iteration is `let c = black_box(&h).clone();
+//! drop(black_box(c));` on a live handle: `rcgc` (`Gc<u64>`) against `Rc`
+//! (`Rc<u64>`).
+//!
+//! # Running
+//!
+//! ```text
+//! cargo bench --bench binary_trees_mimalloc && cargo bench --bench binary_trees
+//! cargo bench --bench binary_trees -- clone_drop     # handles only, seconds
+//! cargo bench --bench binary_trees -- binary_trees_18  # depth 18 only, no depth 20
+//! ```
+//!
+//! `binary_trees_mimalloc` must run first (it takes about a minute); without
+//! its results the `Rc+mimalloc` rows say "(run binary_trees_mimalloc first)".
+//! A filter that excludes `binary_trees_20` (criterion's positional `FILTER`
+//! argument, matched as a substring) also skips the depth-20 runs, and one
+//! that excludes `binary_trees_18` skips CPython. On the 2-core reference VM
+//! the whole `binary_trees` run takes about 10 minutes: 11 runs of depth 18
+//! per contender, one run of depth 20 each, and about 20 s of CPython.
+//!
+//! Profiling one contender at depth 18 (criterion's `--profile-time` runs the
+//! same routine without analysis; a warm-up run longer than the given time
+//! means exactly one run):
+//!
+//! ```text
+//! cargo bench --bench binary_trees --no-run
+//! perf record -g target/release/deps/binary_trees-<hash> --bench --profile-time 5 'binary_trees_18/rcgc$'
+//! ```
+//!
+//! # Reference figures and targets
+//!
+//! On a 2-core VM at depth 18, ns per node: bumpalo 7.9, Rc+mimalloc 25.7,
+//! Rc 55.5, rust-cc 74, dumpster 97, CPython 266.
+//!
+//! Targets for rcgc: binary-trees at most 0.6x `Rc`'s time and within 3x of
+//! bumpalo's; `clone_drop` within 1.1x of `Rc`.
+
+mod common;
+mod trees;
+
+use std::hint::black_box;
+use std::rc::Rc;
+use std::time::Duration;
+
+use criterion::Criterion;
+
+use trees::{Trees, BIG_DEPTH, BIG_GROUP, DEPTH, GROUP, RC_MIMALLOC};
+
+/// Baseline of every ratio.
+const BASELINE: &str = "Rc";
+
+/// Table order of the contenders; all but `Rc+mimalloc` run in this binary.
+const CONTENDERS: [&str; 9] = [
+    "rcgc",
+    RCGC_NO_AUTO_GC,
+    "Box",
+    BASELINE,
+    RC_MIMALLOC,
+    "rust-cc",
+    "dumpster",
+    "gc",
+    "bumpalo",
+];
+
+/// Criterion name of the diagnostic rcgc variant without automatic collection.
+const RCGC_NO_AUTO_GC: &str = "rcgc (gc disabled)";
+
+/// Label of the CPython row.
+const CPYTHON: &str = "python3 (CPython, separate process)";
+
+/// Target: rcgc's time at most this many times `Rc`'s (binary-trees).
+const TARGET_VS_RC: f64 = 0.6;
+/// Target: rcgc's time at most this many times bumpalo's (binary-trees).
+const TARGET_VS_BUMP: f64 = 3.0;
+/// Target: rcgc's time at most this many times `Rc`'s (`clone_drop`).
+const TARGET_CLONE_DROP: f64 = 1.1;
+
+// ----------------------------------------------------------------- rcgc --
+
+mod rcgc_trees {
+    use rcgc::{Gc, Heap, Trace};
+
+    /// The heap as it comes: default collector policy.
+    pub struct RcgcTrees;
+
+    /// Diagnostic variant: the same, with automatic collection disabled
+    /// (`heap.disable()`, Python's `gc.disable()`), which isolates the cost of
+    /// the allocator and the counts from the collector policy's.
+    pub struct RcgcNoAutoGcTrees;
+
+    impl super::Trees for RcgcNoAutoGcTrees {
+        type Ctx = Heap;
+        type Tree = Gc<Node>;
+
+        fn context() -> Heap {
+            let heap = Heap::new();
+            heap.disable();
+            heap
+        }
+
+        fn build(heap: &Heap, depth: u32) -> Gc<Node> {
+            RcgcTrees::build(heap, depth)
+        }
+
+        fn check(tree: &Gc<Node>) -> u64 {
+            RcgcTrees::check(tree)
+        }
+    }
+
+    #[derive(Trace)]
+    pub struct Node {
+        left: Option<Gc<Node>>,
+        right: Option<Gc<Node>>,
+    }
+
+    impl super::Trees for RcgcTrees {
+        type Ctx = Heap;
+        type Tree = Gc<Node>;
+
+        fn context() -> Heap {
+            Heap::new()
+        }
+
+        fn build(heap: &Heap, depth: u32) -> Gc<Node> {
+            if depth > 0 {
+                heap.alloc(Node {
+                    left: Some(Self::build(heap, depth - 1)),
+                    right: Some(Self::build(heap, depth - 1)),
+                })
+            } else {
+                heap.alloc(Node {
+                    left: None,
+                    right: None,
+                })
+            }
+        }
+
+        fn check(tree: &Gc<Node>) -> u64 {
+            match (&tree.left, &tree.right) {
+                (Some(left), Some(right)) => 1 + Self::check(left) + Self::check(right),
+                _ => 1,
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ Box --
+
+mod box_trees {
+    pub struct BoxTrees;
+
+    pub struct Node {
+        left: Option<Box<Node>>,
+        right: Option<Box<Node>>,
+    }
+
+    impl super::Trees for BoxTrees {
+        type Ctx = ();
+        type Tree = Box<Node>;
+
+        fn context() {}
+
+        fn build(_: &(), depth: u32) -> Box<Node> {
+            if depth > 0 {
+                Box::new(Node {
+                    left: Some(Self::build(&(), depth - 1)),
+                    right: Some(Self::build(&(), depth - 1)),
+                })
+            } else {
+                Box::new(Node {
+                    left: None,
+                    right: None,
+                })
+            }
+        }
+
+        fn check(tree: &Box<Node>) -> u64 {
+            match (&tree.left, &tree.right) {
+                (Some(left), Some(right)) => 1 + Self::check(left) + Self::check(right),
+                _ => 1,
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------- rust-cc --
+
+mod rust_cc_trees {
+    use rust_cc::{Cc, Finalize, Trace};
+
+    /// Default configuration: `auto-collect` is on, so `Cc::new` may run a
+    /// collection (of the possible-cycle buffer) when the bytes allocated
+    /// pass rust-cc's adaptive threshold.
+    pub struct RustCcTrees;
+
+    #[derive(Trace, Finalize)]
+    pub struct Node {
+        left: Option<Cc<Node>>,
+        right: Option<Cc<Node>>,
+    }
+
+    impl super::Trees for RustCcTrees {
+        type Ctx = ();
+        type Tree = Cc<Node>;
+
+        fn context() {}
+
+        fn build(_: &(), depth: u32) -> Cc<Node> {
+            if depth > 0 {
+                Cc::new(Node {
+                    left: Some(Self::build(&(), depth - 1)),
+                    right: Some(Self::build(&(), depth - 1)),
+                })
+            } else {
+                Cc::new(Node {
+                    left: None,
+                    right: None,
+                })
+            }
+        }
+
+        fn check(tree: &Cc<Node>) -> u64 {
+            match (&tree.left, &tree.right) {
+                (Some(left), Some(right)) => 1 + Self::check(left) + Self::check(right),
+                _ => 1,
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------- dumpster --
+
+mod dumpster_trees {
+    use dumpster::unsync::Gc;
+    use dumpster::Trace;
+
+    /// Default collect condition (`default_collect_condition`): a sweep runs
+    /// once more `Gc`s have been dropped since the last one than exist. A
+    /// drop to zero frees the node at once.
+    pub struct DumpsterTrees;
+
+    #[derive(Trace)]
+    pub struct Node {
+        left: Option<Gc<Node>>,
+        right: Option<Gc<Node>>,
+    }
+
+    impl super::Trees for DumpsterTrees {
+        type Ctx = ();
+        type Tree = Gc<Node>;
+
+        fn context() {}
+
+        fn build(_: &(), depth: u32) -> Gc<Node> {
+            if depth > 0 {
+                Gc::new(Node {
+                    left: Some(Self::build(&(), depth - 1)),
+                    right: Some(Self::build(&(), depth - 1)),
+                })
+            } else {
+                Gc::new(Node {
+                    left: None,
+                    right: None,
+                })
+            }
+        }
+
+        fn check(tree: &Gc<Node>) -> u64 {
+            match (&tree.left, &tree.right) {
+                (Some(left), Some(right)) => 1 + Self::check(left) + Self::check(right),
+                _ => 1,
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------- gc --
+
+mod gc_trees {
+    // gc_derive 0.5 (synstructure 0.12) wraps its impls in a `const _: () = { .. }`,
+    // which this lint flags; the impls are fine.
+    #![allow(non_local_definitions)]
+
+    use gc::{Finalize, Gc, Trace};
+
+    /// Mark-and-sweep with the default configuration: dropped trees are
+    /// garbage until `Gc::new` finds the bytes allocated past the threshold
+    /// and collects (the threshold grows when a collection frees too little).
+    pub struct GcTrees;
+
+    #[derive(Trace, Finalize)]
+    pub struct Node {
+        left: Option<Gc<Node>>,
+        right: Option<Gc<Node>>,
+    }
+
+    impl super::Trees for GcTrees {
+        type Ctx = ();
+        type Tree = Gc<Node>;
+
+        fn context() {}
+
+        fn build(_: &(), depth: u32) -> Gc<Node> {
+            if depth > 0 {
+                Gc::new(Node {
+                    left: Some(Self::build(&(), depth - 1)),
+                    right: Some(Self::build(&(), depth - 1)),
+                })
+            } else {
+                Gc::new(Node {
+                    left: None,
+                    right: None,
+                })
+            }
+        }
+
+        fn check(tree: &Gc<Node>) -> u64 {
+            match (&tree.left, &tree.right) {
+                (Some(left), Some(right)) => 1 + Self::check(left) + Self::check(right),
+                _ => 1,
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------- bumpalo --
+
+mod bump_trees {
+    use std::hint::black_box;
+
+    use bumpalo::Bump;
+
+    use crate::trees::{iterations, MIN_DEPTH};
+
+    pub struct Node<'a> {
+        left: Option<&'a Node<'a>>,
+        right: Option<&'a Node<'a>>,
+    }
+
+    fn build(bump: &Bump, depth: u32) -> &Node<'_> {
+        if depth > 0 {
+            bump.alloc(Node {
+                left: Some(build(bump, depth - 1)),
+                right: Some(build(bump, depth - 1)),
+            })
+        } else {
+            bump.alloc(Node {
+                left: None,
+                right: None,
+            })
+        }
+    }
+
+    fn check(tree: &Node<'_>) -> u64 {
+        match (tree.left, tree.right) {
+            (Some(left), Some(right)) => 1 + check(left) + check(right),
+            _ => 1,
+        }
+    }
+
+    /// `trees::program` for bumpalo: short-lived trees in one bump, reset
+    /// after each tree is done with; the long-lived tree in a second bump.
+    /// Both arenas are created and dropped inside the run.
+    pub fn program(max_depth: u32) -> u64 {
+        let mut bump = Bump::new();
+        let long_bump = Bump::new();
+        let mut total = 0;
+
+        let stretch = build(&bump, max_depth + 1);
+        total += check(black_box(stretch));
+        bump.reset();
+
+        let long_lived = build(&long_bump, max_depth);
+
+        let mut depth = MIN_DEPTH;
+        while depth <= max_depth {
+            for _ in 0..iterations(max_depth, depth) {
+                let tree = build(&bump, depth);
+                total += check(black_box(tree));
+                bump.reset();
+            }
+            depth += 2;
+        }
+
+        total += check(black_box(long_lived));
+        drop(bump);
+        drop(long_bump);
+        total
+    }
+}
+
+/// Every contender this binary runs: criterion name and whole-run function.
+fn local_contenders() -> [(&'static str, trees::Program); 8] {
+    [
+        ("rcgc", trees::program::<rcgc_trees::RcgcTrees>),
+        (RCGC_NO_AUTO_GC, trees::program::<rcgc_trees::RcgcNoAutoGcTrees>),
+        ("Box", trees::program::<box_trees::BoxTrees>),
+        (BASELINE, trees::program::<trees::RcTrees>),
+        ("rust-cc", trees::program::<rust_cc_trees::RustCcTrees>),
+        ("dumpster", trees::program::<dumpster_trees::DumpsterTrees>),
+        ("gc", trees::program::<gc_trees::GcTrees>),
+        ("bumpalo", bump_trees::program),
+    ]
+}
+
+// ---------------------------------------------------------------- CPython --
+
+/// The same program in Python; `{DEPTH}` and `{NODES}` are substituted.
+/// Prints ns per node on its last line.
+const CPYTHON_BINARY_TREES: &str = r#"
+import time
+
+class Node:
+    __slots__ = ('left', 'right')
+
+    def __init__(self, left, right):
+        self.left = left
+        self.right = right
+
+def bottom_up_tree(depth):
+    if depth > 0:
+        depth -= 1
+        return Node(bottom_up_tree(depth), bottom_up_tree(depth))
+    return Node(None, None)
+
+def check(node):
+    if node.left is None:
+        return 1
+    return 1 + check(node.left) + check(node.right)
+
+def program(max_depth, min_depth=4):
+    total = check(bottom_up_tree(max_depth + 1))
+    long_lived = bottom_up_tree(max_depth)
+    for depth in range(min_depth, max_depth + 1, 2):
+        for _ in range(1 << (max_depth - depth + min_depth)):
+            total += check(bottom_up_tree(depth))
+    total += check(long_lived)
+    return total
+
+t0 = time.perf_counter_ns()
+nodes = program({DEPTH})
+elapsed = time.perf_counter_ns() - t0
+assert nodes == {NODES}, nodes
+print(elapsed / nodes)
+"#;
+
+fn cpython_ns_per_node(depth: u32) -> Option<f64> {
+    let script = CPYTHON_BINARY_TREES
+        .replace("{DEPTH}", &depth.to_string())
+        .replace("{NODES}", &trees::node_count(depth).to_string());
+    common::run_python_ns(&script)
+}
+
+// ------------------------------------------------------------ criterion --
+
+fn bench_binary_trees(c: &mut Criterion) {
+    let mut group = trees::tree_group(c);
+    for (name, program) in local_contenders() {
+        trees::bench_program(&mut group, name, program);
+    }
+    group.finish();
+}
+
+fn bench_clone_drop(c: &mut Criterion) {
+    let mut group = c.benchmark_group("clone_drop");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+
+    let heap = rcgc::Heap::new();
+    let gc = heap.alloc(7u64);
+    group.bench_function("rcgc", |b| {
+        b.iter(|| {
+            let c = black_box(&gc).clone();
+            drop(black_box(c));
+        })
+    });
+    let rc = Rc::new(7u64);
+    group.bench_function(BASELINE, |b| {
+        b.iter(|| {
+            let c = black_box(&rc).clone();
+            drop(black_box(c));
+        })
+    });
+
+    group.finish();
+}
+
+// ---------------------------------------------------------------- tables --
+
+fn ratio_of(name: &str, other: &str, values: &[(&str, Option<f64>)]) -> Option<f64> {
+    let get = |n: &str| values.iter().find(|(label, _)| *label == n).and_then(|&(_, v)| v);
+    Some(get(name)? / get(other)?)
+}
+
+fn target_line(what: &str, ratio: Option<f64>, target: f64) -> String {
+    match ratio {
+        Some(r) => {
+            let verdict = if r <= target { "met" } else { "MISSED" };
+            format!("rcgc vs {what}: {r:.2}x (target <= {target:.2}x): {verdict}")
+        }
+        None => format!("rcgc vs {what}: n/a (target <= {target:.2}x)"),
+    }
+}
+
+/// The depth-18 table: criterion's means divided by the node count.
+fn print_depth18_table(cpython: Option<f64>) {
+    let nodes = trees::node_count(DEPTH) as f64;
+    let mut values: Vec<(&str, Option<f64>)> = Vec::new();
+    let mut stale = false;
+    let mut labels = Vec::new();
+    for name in CONTENDERS {
+        let est = common::read_estimate(GROUP, name);
+        let mut label = name.to_string();
+        // The mimalloc estimate always predates this run: it is not stale.
+        if name != RC_MIMALLOC && est.is_some_and(|e| e.stale) {
+            label.push_str(" (stale)");
+            stale = true;
+        }
+        labels.push(label);
+        values.push((name, est.map(|e| e.mean_ns / nodes)));
+    }
+    let base = values.iter().find(|(n, _)| *n == BASELINE).and_then(|&(_, v)| v);
+
+    let mut rows = Vec::new();
+    for (label, &(name, ns)) in labels.into_iter().zip(&values) {
+        rows.push(match ns {
+            Some(ns) => vec![
+                label,
+                common::format_ns(ns),
+                common::format_ratio(ns, base),
+                format!("{:.0}", ns * nodes / 1e6),
+            ],
+            None if name == RC_MIMALLOC => vec![label, "(run binary_trees_mimalloc first)".to_string()],
+            None => vec![label, "n/a".to_string(), "n/a".to_string()],
+        });
+    }
+    if let Some(ns) = cpython {
+        rows.push(vec![
+            CPYTHON.to_string(),
+            common::format_ns(ns),
+            common::format_ratio(ns, base),
+            format!("{:.0}", ns * nodes / 1e6),
+        ]);
+    }
+
+    let mut notes = Vec::new();
+    if common::read_estimate(GROUP, RC_MIMALLOC).is_some() {
+        notes.push(format!(
+            "{RC_MIMALLOC}: measured by the binary_trees_mimalloc binary, {}",
+            trees::age(trees::estimate_written(GROUP, RC_MIMALLOC))
+        ));
+    }
+    if stale {
+        notes.push("(stale) = not measured in this run; value from an earlier run".to_string());
+    }
+    notes.push(target_line("Rc", ratio_of("rcgc", BASELINE, &values), TARGET_VS_RC));
+    notes.push(target_line(
+        "bumpalo",
+        ratio_of("rcgc", "bumpalo", &values),
+        TARGET_VS_BUMP,
+    ));
+
+    common::print_table(
+        &format!(
+            "{GROUP} (depth {DEPTH}, {} nodes per run: mean ns per node, ratio to {BASELINE}; lower is faster)",
+            trees::node_count(DEPTH)
+        ),
+        &["contender", "ns/node", &format!("vs {BASELINE}"), "ms/run"],
+        &rows,
+        &notes,
+    );
+}
+
+/// The depth-20 table: one run per contender.
+fn print_depth20_table(local: &[(&str, f64)]) {
+    let nodes = trees::node_count(BIG_DEPTH) as f64;
+    let mimalloc = trees::load_big_result(RC_MIMALLOC);
+    let values: Vec<(&str, Option<f64>)> = CONTENDERS
+        .iter()
+        .map(|&name| {
+            if name == RC_MIMALLOC {
+                (name, mimalloc.map(|(ns, _)| ns))
+            } else {
+                (name, local.iter().find(|(n, _)| *n == name).map(|&(_, ns)| ns))
+            }
+        })
+        .collect();
+    let base = values.iter().find(|(n, _)| *n == BASELINE).and_then(|&(_, v)| v);
+
+    let rows: Vec<Vec<String>> = values
+        .iter()
+        .map(|&(name, ns)| match ns {
+            Some(ns) => vec![
+                name.to_string(),
+                common::format_ns(ns),
+                common::format_ratio(ns, base),
+                format!("{:.1}", ns * nodes / 1e9),
+            ],
+            None if name == RC_MIMALLOC => vec![name.to_string(), "(run binary_trees_mimalloc first)".to_string()],
+            None => vec![name.to_string(), "n/a".to_string(), "n/a".to_string()],
+        })
+        .collect();
+
+    let mut notes = Vec::new();
+    if let Some((_, written)) = mimalloc {
+        notes.push(format!(
+            "{RC_MIMALLOC}: measured by the binary_trees_mimalloc binary, {}",
+            trees::age(written)
+        ));
+    }
+    notes.push(target_line("Rc", ratio_of("rcgc", BASELINE, &values), TARGET_VS_RC));
+    notes.push(target_line(
+        "bumpalo",
+        ratio_of("rcgc", "bumpalo", &values),
+        TARGET_VS_BUMP,
+    ));
+
+    common::print_table(
+        &format!(
+            "{BIG_GROUP} (depth {BIG_DEPTH}, {} nodes, one run each: ns per node, ratio to {BASELINE}; lower is faster)",
+            trees::node_count(BIG_DEPTH)
+        ),
+        &["contender", "ns/node", &format!("vs {BASELINE}"), "s/run"],
+        &rows,
+        &notes,
+    );
+}
+
+fn main() {
+    common::mark_run_start();
+
+    let mut c = trees::criterion_config();
+    bench_binary_trees(&mut c);
+    bench_clone_drop(&mut c);
+    c.final_summary();
+
+    if !common::is_benchmark_mode() {
+        return;
+    }
+
+    let mut big = Vec::new();
+    if common::filter_selects(BIG_GROUP) {
+        println!("\nbinary_trees_20: one run per contender at depth {BIG_DEPTH} ...");
+        for (name, program) in local_contenders() {
+            let ns = trees::single_run_ns_per_node(BIG_DEPTH, program);
+            println!("  {name}: {} ns/node", common::format_ns(ns));
+            big.push((name, ns));
+        }
+    }
+    let cpython = if common::filter_selects(GROUP) {
+        println!("\nCPython: one run at depth {DEPTH} ...");
+        cpython_ns_per_node(DEPTH)
+    } else {
+        None
+    };
+
+    if common::filter_selects(GROUP) {
+        print_depth18_table(cpython);
+    }
+    if !big.is_empty() {
+        print_depth20_table(&big);
+    }
+    if !common::filter_selects("clone_drop") {
+        return;
+    }
+    common::print_ratio_table("clone_drop", BASELINE, &["rcgc", BASELINE]);
+    let clone_drop = [
+        ("rcgc", common::read_estimate("clone_drop", "rcgc").map(|e| e.mean_ns)),
+        (
+            BASELINE,
+            common::read_estimate("clone_drop", BASELINE).map(|e| e.mean_ns),
+        ),
+    ];
+    println!(
+        "{}",
+        target_line("Rc", ratio_of("rcgc", BASELINE, &clone_drop), TARGET_CLONE_DROP)
+    );
+}
