@@ -49,7 +49,8 @@ impl CollectorPolicy for Steps {
 
 #[test]
 fn steps_examine_at_most_the_budget_plus_the_young_generation() {
-    let heap = Heap::with_policy(Steps(100));
+    let (objects, budget) = if cfg!(miri) { (120, 20) } else { (1000, 100) };
+    let heap = Heap::with_policy(Steps(budget));
     let examined = Rc::new(RefCell::new(Vec::new()));
     let record = examined.clone();
     heap.add_gc_callback(move |phase, info| {
@@ -58,15 +59,19 @@ fn steps_examine_at_most_the_budget_plus_the_young_generation() {
         }
     });
     let drops = Rc::new(Cell::new(0));
-    let keep: Vec<_> = (0..1000).map(|_| node(&heap, &drops)).collect();
+    let keep: Vec<_> = (0..objects).map(|_| node(&heap, &drops)).collect();
     heap.collect(); // everything old
     examined.borrow_mut().clear();
-    for _ in 0..20 {
+    for _ in 0..objects / budget + 2 {
         heap.checkpoint();
     }
-    assert!(examined.borrow().iter().all(|&n| n <= 100), "{:?}", examined.borrow());
     assert!(
-        examined.borrow().iter().sum::<usize>() >= 1000,
+        examined.borrow().iter().all(|&n| n <= budget),
+        "{:?}",
+        examined.borrow()
+    );
+    assert!(
+        examined.borrow().iter().sum::<usize>() >= objects,
         "the steps cover the old generation"
     );
     drop(keep);
@@ -77,7 +82,8 @@ fn garbage_cycles_in_the_old_generation_are_found_by_steps() {
     let heap = Heap::with_policy(Steps(50));
     let drops = Rc::new(Cell::new(0));
     let mut cycles = Vec::new();
-    for _ in 0..100 {
+    let pairs = if cfg!(miri) { 30 } else { 100 };
+    for _ in 0..pairs {
         let a = node(&heap, &drops);
         let b = node(&heap, &drops);
         link(&a, &b);
@@ -88,11 +94,11 @@ fn garbage_cycles_in_the_old_generation_are_found_by_steps() {
     assert_eq!(drops.get(), 0);
     drop(cycles);
     let mut steps = 0;
-    while drops.get() < 200 && steps < 100 {
+    while drops.get() < 2 * pairs && steps < 100 {
         heap.checkpoint();
         steps += 1;
     }
-    assert_eq!(drops.get(), 200, "every cycle found within {steps} steps");
+    assert_eq!(drops.get(), 2 * pairs, "every cycle found within {steps} steps");
     assert_eq!(heap.object_count(), 0);
 }
 
@@ -132,7 +138,7 @@ fn objects_made_reachable_between_steps_survive() {
 fn the_default_incremental_policy_collects_cycles_as_the_program_runs() {
     let heap = Heap::with_policy(Incremental::new(500));
     let drops = Rc::new(Cell::new(0));
-    let n: usize = if cfg!(miri) { 300 } else { 20_000 };
+    let n: usize = if cfg!(miri) { 120 } else { 20_000 };
     for _ in 0..n {
         let a = node(&heap, &drops);
         let b = node(&heap, &drops);
@@ -166,11 +172,11 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         2 => any::<usize>().prop_map(Op::DropRoot),
         2 => Just(Op::Step),
     ];
-    prop::collection::vec(op, 1..if cfg!(miri) { 25 } else { 80 })
+    prop::collection::vec(op, 1..if cfg!(miri) { 16 } else { 80 })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 6 } else { 256 }, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Random mutation between small incremental steps never frees an object
     /// reachable from a root, and a final full collection frees exactly the rest.
