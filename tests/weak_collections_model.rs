@@ -134,14 +134,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: if cfg!(miri) { 8 } else { 256 },
+        cases: if cfg!(miri) { 3 } else { 256 },
         failure_persistence: None,
         ..ProptestConfig::default()
     }
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
-    proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 200 })
+    proptest::collection::vec(op(), 1..if cfg!(miri) { 20 } else { 200 })
 }
 
 proptest! {
