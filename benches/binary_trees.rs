@@ -74,9 +74,11 @@
 //! its results the `Rc+mimalloc` rows say "(run binary_trees_mimalloc first)".
 //! A filter that excludes `binary_trees_20` (criterion's positional `FILTER`
 //! argument, matched as a substring) also skips the depth-20 runs, and one
-//! that excludes `binary_trees_18` skips CPython. On the 2-core reference VM
-//! the whole `binary_trees` run takes about 10 minutes: 11 runs of depth 18
-//! per contender, one run of depth 20 each, and about 20 s of CPython.
+//! that excludes `binary_trees_18` skips CPython. The whole `binary_trees`
+//! run is 11 runs of depth 18 per contender, one run of depth 20 each, and
+//! one CPython run: about 13 minutes on a busy 2-core VM, two thirds of it in
+//! `rcgc` (with its default collector) and `gc`, at about 13 s per depth-18
+//! run each.
 //!
 //! Profiling one contender at depth 18 (criterion's `--profile-time` runs the
 //! same routine without analysis; a warm-up run longer than the given time

@@ -138,11 +138,12 @@ impl Drop for LargeList {
     fn drop(&mut self) {
         let mut header = self.head;
         while !header.is_null() {
-            // SAFETY: every header on the list belongs to a live block; its
-            // `total` and `align` rebuild the system layout, and the
-            // allocation starts `offset_for(align)` bytes before the user
-            // bytes, which follow the header. The allocator is being dropped,
-            // so by its contract no block is used afterwards.
+            // Every header on the list belongs to a live block; its `total`
+            // and `align` rebuild the system layout, and the allocation
+            // starts `offset_for(align)` bytes before the user bytes, which
+            // follow the header.
+            // SAFETY: as above; the allocator is being dropped, so by its
+            // contract no block is used afterwards.
             unsafe {
                 let next = (*header).next;
                 let sys = Layout::from_size_align_unchecked((*header).total, (*header).align);

@@ -109,10 +109,10 @@ pub(crate) unsafe fn init(pool: *mut PoolHeader, core: NonNull<State>, arena: u3
 /// `pool` is a live, initialised pool header of a class with `block_size`.
 #[inline(always)]
 pub(crate) unsafe fn take_block(pool: *mut PoolHeader, block_size: usize) -> Option<NonNull<u8>> {
-    // SAFETY: the caller guarantees the header is live; free-list entries are
-    // blocks of this pool whose first word holds the next link (written by
-    // `give_back`), and bump_offset + block_size <= POOL_SIZE keeps a carved
-    // block inside the pool.
+    // Free-list entries are blocks of this pool whose first word holds the
+    // next link (written by `give_back`); bump_offset + block_size <=
+    // POOL_SIZE keeps a carved block inside the pool.
+    // SAFETY: as above, and the caller guarantees the header is live.
     unsafe {
         let block = (*pool).free;
         if !block.is_null() {

@@ -19,7 +19,7 @@ use core::iter::FusedIterator;
 
 use hashbrown::DefaultHashBuilder;
 
-use super::{drop_table, CoreBox};
+use super::CoreBox;
 use crate::trace::{Trace, Tracer};
 use crate::Gc;
 
@@ -90,9 +90,7 @@ impl<K: Trace + ?Sized + 'static, V, S> WeakKeyDictionary<K, V, S> {
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        // SAFETY: `&mut self`: nothing borrows the table.
-        let table = unsafe { self.core.take_all() };
-        drop_table(table);
+        self.core.clear();
     }
 
     /// Iterates over the live entries: `(key, &value)`, in no particular

@@ -200,10 +200,11 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
     /// The table, shared: valid until the next exclusive operation.
     #[inline]
     fn table(&self) -> &HashTable<Entry<T, D>> {
-        // SAFETY: the table is only borrowed mutably by exclusive operations,
-        // whose callers guarantee that no shared borrow is alive, and by
-        // eager callbacks, which run only when the core is not busy and the
+        // The table is only borrowed mutably by exclusive operations, whose
+        // callers guarantee that no shared borrow is alive, and by eager
+        // callbacks, which run only when the core is not busy and the
         // collection lends nothing out.
+        // SAFETY: as above.
         unsafe { &*self.table.get() }
     }
 
@@ -483,6 +484,13 @@ pub(crate) struct CoreBox<T: Trace + ?Sized + 'static, D> {
 impl<T: Trace + ?Sized + 'static, D> CoreBox<T, D> {
     pub(crate) fn new(capacity: usize) -> CoreBox<T, D> {
         Self::with_options(capacity, false)
+    }
+
+    /// Removes every entry (the collections' `clear`).
+    pub(crate) fn clear(&mut self) {
+        // SAFETY: `&mut self`: the owning collection lends nothing out.
+        let table = unsafe { self.take_all() };
+        drop_table(table);
     }
 
     pub(crate) fn with_options(capacity: usize, eager: bool) -> CoreBox<T, D> {

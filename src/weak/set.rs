@@ -12,7 +12,7 @@ use core::iter::FusedIterator;
 
 use hashbrown::DefaultHashBuilder;
 
-use super::{drop_table, CoreBox};
+use super::CoreBox;
 use crate::trace::{Trace, Tracer};
 use crate::Gc;
 
@@ -78,9 +78,7 @@ impl<T: Trace + ?Sized + 'static, S> WeakSet<T, S> {
 
     /// Removes every object.
     pub fn clear(&mut self) {
-        // SAFETY: `&mut self`: nothing borrows the table.
-        let table = unsafe { self.core.take_all() };
-        drop_table(table);
+        self.core.clear();
     }
 
     /// Strong handles to the live objects, in no particular order.

@@ -18,7 +18,7 @@ use core::iter::FusedIterator;
 
 use hashbrown::DefaultHashBuilder;
 
-use super::{drop_table, CoreBox};
+use super::CoreBox;
 use crate::trace::{Trace, Tracer};
 use crate::{Gc, Weak};
 
@@ -104,9 +104,7 @@ impl<K, V: Trace + ?Sized + 'static, S> WeakValueDictionary<K, V, S> {
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        // SAFETY: `&mut self`: nothing borrows the table.
-        let table = unsafe { self.core.take_all() };
-        drop_table(table);
+        self.core.clear();
     }
 
     /// Iterates over the live entries: `(&key, value)`, in no particular
