@@ -222,6 +222,49 @@ pub(crate) unsafe fn strong(value: NonNull<u8>) -> &'static Cell<u32> {
     unsafe { &*value.as_ptr().sub(4).cast::<Cell<u32>>() }
 }
 
+/// Adds one handle's count to the object at `value` (block `layout`,
+/// header kind `tracked`). A count reaching [`IMMORTAL`] saturates there: the
+/// object becomes immortal and its heap is told, so the heap is kept (never
+/// freed) when it is dropped. Every path that creates a strong handle goes
+/// through here.
+///
+/// # Safety
+/// `value` is the value address of a live object with a nonzero count whose
+/// block has `layout`.
+#[inline(always)]
+pub(crate) unsafe fn retain(value: NonNull<u8>, layout: Layout, tracked: bool) {
+    // SAFETY: forwarded.
+    let strong = unsafe { strong(value) };
+    let count = strong.get();
+    if count != IMMORTAL {
+        strong.set(count + 1);
+        if count + 1 == IMMORTAL {
+            // SAFETY: forwarded.
+            unsafe { became_immortal(value, layout, tracked) };
+        }
+    }
+}
+
+/// # Safety
+/// As [`retain`].
+#[cold]
+#[inline(never)]
+unsafe fn became_immortal(value: NonNull<u8>, layout: Layout, tracked: bool) {
+    let header = if tracked {
+        size_of::<TrackedHeader>()
+    } else {
+        size_of::<LeafHeader>()
+    };
+    let offset = layout.align().max(header);
+    // SAFETY: the block starts `offset` bytes before the value (see
+    // `ObjectKind::value_offset`); its allocator's owner data is its heap.
+    unsafe {
+        let block = value.sub(offset);
+        let inner = &*crate::alloc::Allocator::owner_data_of(block, layout).cast::<crate::heap::inner::HeapInner>();
+        inner.immortal_objects.set(inner.immortal_objects.get() + 1);
+    }
+}
+
 /// The header of a tracked object.
 ///
 /// # Safety

@@ -502,7 +502,7 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
 
 /// Collects the edges of one object into `edges`; false if the trace was
 /// incomplete (or panicked).
-fn trace_into(inner: &HeapInner, header: NonNull<TrackedHeader>, edges: &mut Vec<Edge>) -> bool {
+pub(crate) fn trace_into(inner: &HeapInner, header: NonNull<TrackedHeader>, edges: &mut Vec<Edge>) -> bool {
     edges.clear();
     trace_with(inner, header, &mut |edge| edges.push(edge))
 }

@@ -26,16 +26,21 @@ impl AnyGc {
     /// `header` is a live tracked object.
     pub(crate) unsafe fn from_header(header: NonNull<TrackedHeader>) -> Option<AnyGc> {
         let value = object::value_of(header);
-        // SAFETY: the caller guarantees a live object.
-        let strong = unsafe { object::strong(value) };
-        match strong.get() {
-            0 => None,
-            IMMORTAL => Some(AnyGc { value }),
-            count => {
-                strong.set(count + 1);
-                Some(AnyGc { value })
+        // SAFETY: the caller guarantees a live tracked object.
+        unsafe {
+            let h = header.as_ref();
+            if h.strong.get() == 0 {
+                return None;
             }
+            object::retain(value, h.vtable().block_layout, true);
         }
+        Some(AnyGc { value })
+    }
+
+    /// Adds one handle's count (for a new handle made from this one).
+    fn retain(&self) {
+        // SAFETY: this handle keeps the tracked object alive with a nonzero count.
+        unsafe { object::retain(self.value, self.header().vtable().block_layout, true) }
     }
 
     fn header(&self) -> &TrackedHeader {
@@ -84,10 +89,7 @@ impl AnyGc {
         }
         // SAFETY: the object is live and holds a T; we add the new handle's count.
         unsafe {
-            let strong = object::strong(self.value);
-            if strong.get() != IMMORTAL {
-                strong.set(strong.get() + 1);
-            }
+            self.retain();
             Some(Gc::from_counted(self.value.cast::<T>()))
         }
     }
@@ -112,10 +114,7 @@ impl<T: Trace + 'static> Gc<T> {
 
 impl Clone for AnyGc {
     fn clone(&self) -> AnyGc {
-        let strong = &self.header().strong;
-        if strong.get() != IMMORTAL {
-            strong.set(strong.get() + 1);
-        }
+        self.retain();
         AnyGc { value: self.value }
     }
 }

@@ -406,9 +406,10 @@ pub(crate) unsafe fn heap_of<T: Trace + ?Sized + 'static>(value: NonNull<u8>, la
     }
 }
 
+/// Panics with an allocation error (the non-`try_` allocation methods).
 #[cold]
 #[inline(never)]
-fn alloc_failed(err: AllocError) -> ! {
+pub(crate) fn alloc_failed(err: AllocError) -> ! {
     panic!("rcgc: {err}")
 }
 
@@ -416,31 +417,13 @@ impl<T: Trace + ?Sized + 'static> Clone for Gc<T> {
     /// Another handle to the same object (the strong count goes up by one).
     #[inline(always)]
     fn clone(&self) -> Gc<T> {
-        // SAFETY: the handle keeps the header alive.
-        let strong = unsafe { object::strong(self.value()) };
-        let count = strong.get();
-        if count != IMMORTAL {
-            // Reaching IMMORTAL by counting saturates: the object becomes immortal.
-            strong.set(count + 1);
-            if count + 1 == IMMORTAL {
-                became_immortal(self.ptr);
-            }
-        }
+        // SAFETY: the handle keeps the object alive with a nonzero count.
+        unsafe { object::retain(self.value(), block_layout::<T>(self.ptr), ObjectKind::<T>::TRACKED) };
         Gc {
             ptr: self.ptr,
             _owns: PhantomData,
         }
     }
-}
-
-/// Records that an object's count saturated: it (and so its heap) will never
-/// be freed.
-#[cold]
-#[inline(never)]
-fn became_immortal<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
-    // SAFETY: a handle to the object exists, so it and its heap are live.
-    let inner = unsafe { heap_of::<T>(ptr.cast(), block_layout::<T>(ptr)).as_ref() };
-    inner.immortal_objects.set(inner.immortal_objects.get() + 1);
 }
 
 impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
@@ -755,5 +738,27 @@ mod tests {
         drop(obj);
         assert_eq!(heap.object_count(), 1, "an immortal object is never freed");
         drop(heap); // kept forever on the immortal heaps list (no leak report under Miri)
+    }
+
+    /// Every way to make a strong handle saturates the same way: through a
+    /// weak reference and through an untyped handle.
+    #[test]
+    fn upgrades_and_untyped_handles_saturate_too() {
+        use core::cell::RefCell;
+        for via_weak in [true, false] {
+            let heap = Heap::new();
+            let obj = heap.alloc(RefCell::new(Vec::<Gc<u8>>::new()));
+            // SAFETY: as in the test above.
+            unsafe { object::strong(obj.value()) }.set(IMMORTAL - 1);
+            let extra = if via_weak {
+                Gc::downgrade(&obj).upgrade().unwrap()
+            } else {
+                Gc::to_any(&obj).unwrap().downcast().unwrap()
+            };
+            assert!(Gc::is_immortal(&obj));
+            drop((extra, obj));
+            assert_eq!(heap.object_count(), 1);
+            drop(heap); // kept on the immortal heaps list: no leak report under Miri
+        }
     }
 }

@@ -42,7 +42,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::alloc::{AllocError, Allocator};
 use crate::heap::inner::HeapInner;
-use crate::object::{self, flags, IMMORTAL};
+use crate::object::{self, flags, ObjectKind};
 use crate::trace::{Edge, Trace, Tracer};
 
 use super::gc::Gc;
@@ -169,11 +169,12 @@ impl<T: Trace + 'static> Weak<T> {
         if count == 0 {
             return None;
         }
-        if count != IMMORTAL {
-            strong.set(count + 1);
+        // SAFETY: a live object with a nonzero count; the count then includes
+        // the new handle.
+        unsafe {
+            object::retain(target, ObjectKind::<T>::VTABLE.block_layout, ObjectKind::<T>::TRACKED);
+            Some(Gc::from_counted(target.cast()))
         }
-        // SAFETY: the count now includes the new handle.
-        Some(unsafe { Gc::from_counted(target.cast()) })
     }
 
     /// Strong handles to the object (0 once it is dead).
@@ -801,9 +802,11 @@ pub(crate) unsafe fn upgrade_if_alive<T: Trace + ?Sized + 'static>(ptr: NonNull<
         if count == 0 || !object::Flags::has::<T>(value, flags::HAS_WEAK) {
             return None;
         }
-        if count != IMMORTAL {
-            strong.set(count + 1);
-        }
+        object::retain(
+            value,
+            ObjectKind::<T>::layout_of_val(ptr.as_ref()),
+            ObjectKind::<T>::TRACKED,
+        );
         Some(Gc::from_counted(ptr))
     }
 }

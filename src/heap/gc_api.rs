@@ -23,7 +23,7 @@ use crate::collect::{
 };
 use crate::handle::{AnyGc, ObjectRef};
 use crate::object::{self, flags, TrackedHeader};
-use crate::trace::{Edge, Tracer};
+use crate::trace::Edge;
 
 use super::Heap;
 
@@ -174,7 +174,7 @@ impl Heap {
         let target = target.object_value();
         let mut found = Vec::new();
         for object in self.objects(None).unwrap_or_default() {
-            if edges_of(object.value())
+            if edges_of(self, object.value())
                 .iter()
                 .any(|edge| edge.strong_value() == Some(target))
             {
@@ -192,7 +192,7 @@ impl Heap {
         if !object.object_is_tracked() {
             return Vec::new();
         }
-        edges_of(object.object_value())
+        edges_of(self, object.object_value())
             .into_iter()
             .filter_map(|edge| edge.tracked_value())
             // SAFETY: an edge is a live handle owned by a live value.
@@ -272,17 +272,12 @@ impl Heap {
     }
 }
 
-/// The edges `Trace` reports for the tracked object at `value`.
-fn edges_of(value: NonNull<u8>) -> Vec<Edge> {
+/// The edges `Trace` reports for the tracked object at `value` (a panicking
+/// trace is reported and yields what it visited before panicking).
+fn edges_of(heap: &Heap, value: NonNull<u8>) -> Vec<Edge> {
     let mut edges = Vec::new();
-    // SAFETY: callers hold a handle to the tracked object.
-    let h = unsafe { object::tracked_header(value).as_ref() };
-    if h.has(flags::DEAD) {
-        return edges;
-    }
-    let mut push = |edge: Edge| edges.push(edge);
-    let mut tracer = Tracer::new(&mut push);
-    // SAFETY: the value is alive.
-    unsafe { (h.vtable().trace)(value, &mut tracer) };
+    // SAFETY: callers hold a handle to the tracked object at `value`.
+    let header = unsafe { object::tracked_header(value) };
+    algorithm::trace_into(heap.inner(), header, &mut edges);
     edges
 }

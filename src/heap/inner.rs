@@ -197,8 +197,10 @@ impl HeapInner {
                     // after still trigger full collections).
                     gens.long_lived_pending = gens.long_lived_pending.saturating_sub(1);
                 }
-                gens.remove(header)
+                gens.remove(header);
+                gens.count[0] = gens.count[0].saturating_sub(1);
             });
+            return;
         }
         self.with_gens(|gens| gens.count[0] = gens.count[0].saturating_sub(1));
     }

@@ -66,7 +66,7 @@ impl Heap {
     /// If the heap's memory limit is reached; use [`try_alloc`](Self::try_alloc)
     /// to get the error instead.
     pub fn alloc<T: Trace + 'static>(&self, value: T) -> Gc<T> {
-        self.try_alloc(value).unwrap_or_else(|err| panic!("rcgc: {err}"))
+        self.try_alloc(value).unwrap_or_else(|err| gc::alloc_failed(err))
     }
 
     /// Like [`alloc`](Self::alloc), but returns an error when the memory limit
@@ -92,7 +92,7 @@ impl Heap {
     /// the cycle collector. [`Gc::strong_count`] reports
     /// [`IMMORTAL_REFCOUNT`](crate::IMMORTAL_REFCOUNT).
     pub fn alloc_immortal<T: Trace + 'static>(&self, value: T) -> Gc<T> {
-        gc::alloc(self.inner(), value, true).unwrap_or_else(|err| panic!("rcgc: {err}"))
+        gc::alloc(self.inner(), value, true).unwrap_or_else(|err| gc::alloc_failed(err))
     }
 
     /// Copies a string into a new object.
@@ -103,7 +103,7 @@ impl Heap {
     /// assert_eq!(&*s, "spam");
     /// ```
     pub fn alloc_str(&self, s: &str) -> Gc<str> {
-        self.try_alloc_str(s).unwrap_or_else(|err| panic!("rcgc: {err}"))
+        self.try_alloc_str(s).unwrap_or_else(|err| gc::alloc_failed(err))
     }
 
     /// Like [`alloc_str`](Self::alloc_str), returning the error at the memory limit.
@@ -136,7 +136,7 @@ impl Heap {
                 },
             )
         };
-        result.unwrap_or_else(|err| panic!("rcgc: {err}"))
+        result.unwrap_or_else(|err| gc::alloc_failed(err))
     }
 
     /// Makes this heap the current one (the one `Gc::new` allocates on) while

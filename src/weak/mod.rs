@@ -90,7 +90,7 @@ impl<T: Trace + ?Sized + 'static> WeakRef<T> {
     /// # Panics
     /// Like [`Gc::downgrade`], if the object's heap cannot allocate the weak record.
     pub(crate) fn new(gc: &Gc<T>, callback: impl FnOnce() + 'static) -> WeakRef<T> {
-        let raw = RawWeak::new(gc, callback).unwrap_or_else(|err| panic!("rcgc: {err}"));
+        let raw = RawWeak::new(gc, callback).unwrap_or_else(|err| crate::handle::gc::alloc_failed(err));
         WeakRef { raw, ptr: ptr_of(gc) }
     }
 
