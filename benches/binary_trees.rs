@@ -28,15 +28,19 @@
 //! Contenders (criterion function names), each with the same tree code shape
 //! (`Node { left: Option<P<Node>>, right: Option<P<Node>> }`):
 //!
-//! * `rcgc`: `rcgc::Gc<Node>` (`#[derive(Trace)]`, so a tracked object), each
-//!   node made with `heap.alloc`, one `Heap` per run, with the heap's default
-//!   collector policy (CPython's generational one, thresholds `[700, 10, 10]`
-//!   when this was written): automatic cycle collections run during the
-//!   builds, as they would in CPython, and find nothing (the trees are
-//!   acyclic and every tree is freed by its counts).
-//! * `rcgc (gc disabled)`: a diagnostic variant, the same with `heap.disable()`
-//!   (Python's `gc.disable()`): no automatic collection, so it shows what the
-//!   allocator and the counts cost on their own.
+//! * `rcgc`: `rcgc::Gc<Node>` (`#[derive(Trace)]`), each node made with
+//!   `heap.alloc`, one `Heap` per run, default collector policy. `Node`'s
+//!   handles cannot change once it is allocated (`Trace::FIXED_EDGES`) and a
+//!   node only points to older, untracked nodes, so no node is ever tracked:
+//!   like a CPython tuple of atoms, it can never be part of a cycle, and no
+//!   automatic collection runs. This is what an interpreter's immutable
+//!   values (tuples, frozen AST nodes) cost.
+//! * `rcgc (RefCell nodes)`: the same with
+//!   `Node { left: RefCell<Option<Gc<Node>>>, right: .. }`, whose handles can
+//!   change: every node is tracked, and automatic collections (thresholds
+//!   `[700, 10, 10]`) run during the builds as they would in CPython, finding
+//!   nothing (the trees are acyclic and freed by their counts). This is what
+//!   an interpreter's mutable objects (CPython instances) cost.
 //! * `Box`: `Box<Node>` (glibc malloc).
 //! * `Rc`: `std::rc::Rc<Node>` (glibc malloc). The baseline of the ratios.
 //! * `Rc+mimalloc`: the same `Rc` code in the `binary_trees_mimalloc` binary,
@@ -114,7 +118,7 @@ const BASELINE: &str = "Rc";
 /// Table order of the contenders; all but `Rc+mimalloc` run in this binary.
 const CONTENDERS: [&str; 9] = [
     "rcgc",
-    RCGC_NO_AUTO_GC,
+    RCGC_MUTABLE,
     "Box",
     BASELINE,
     RC_MIMALLOC,
@@ -124,8 +128,8 @@ const CONTENDERS: [&str; 9] = [
     "bumpalo",
 ];
 
-/// Criterion name of the diagnostic rcgc variant without automatic collection.
-const RCGC_NO_AUTO_GC: &str = "rcgc (gc disabled)";
+/// Criterion name of the rcgc variant with mutable (tracked) nodes.
+const RCGC_MUTABLE: &str = "rcgc (RefCell nodes)";
 
 /// Label of the CPython row.
 const CPYTHON: &str = "python3 (CPython, separate process)";
@@ -140,32 +144,49 @@ const TARGET_CLONE_DROP: f64 = 1.1;
 // ----------------------------------------------------------------- rcgc --
 
 mod rcgc_trees {
+    use std::cell::RefCell;
+
     use rcgc::{Gc, Heap, Trace};
 
     /// The heap as it comes: default collector policy.
     pub struct RcgcTrees;
 
-    /// Diagnostic variant: the same, with automatic collection disabled
-    /// (`heap.disable()`, Python's `gc.disable()`), which isolates the cost of
-    /// the allocator and the counts from the collector policy's.
-    pub struct RcgcNoAutoGcTrees;
+    /// Nodes whose handles can change: tracked, scanned by the collector.
+    pub struct RcgcMutableTrees;
 
-    impl super::Trees for RcgcNoAutoGcTrees {
+    #[derive(Trace)]
+    pub struct MutableNode {
+        left: RefCell<Option<Gc<MutableNode>>>,
+        right: RefCell<Option<Gc<MutableNode>>>,
+    }
+
+    impl super::Trees for RcgcMutableTrees {
         type Ctx = Heap;
-        type Tree = Gc<Node>;
+        type Tree = Gc<MutableNode>;
 
         fn context() -> Heap {
-            let heap = Heap::new();
-            heap.disable();
-            heap
+            Heap::new()
         }
 
-        fn build(heap: &Heap, depth: u32) -> Gc<Node> {
-            RcgcTrees::build(heap, depth)
+        fn build(heap: &Heap, depth: u32) -> Gc<MutableNode> {
+            if depth > 0 {
+                heap.alloc(MutableNode {
+                    left: RefCell::new(Some(Self::build(heap, depth - 1))),
+                    right: RefCell::new(Some(Self::build(heap, depth - 1))),
+                })
+            } else {
+                heap.alloc(MutableNode {
+                    left: RefCell::new(None),
+                    right: RefCell::new(None),
+                })
+            }
         }
 
-        fn check(tree: &Gc<Node>) -> u64 {
-            RcgcTrees::check(tree)
+        fn check(tree: &Gc<MutableNode>) -> u64 {
+            match (&*tree.left.borrow(), &*tree.right.borrow()) {
+                (Some(left), Some(right)) => 1 + Self::check(left) + Self::check(right),
+                _ => 1,
+            }
         }
     }
 
@@ -455,7 +476,7 @@ mod bump_trees {
 fn local_contenders() -> [(&'static str, trees::Program); 8] {
     [
         ("rcgc", trees::program::<rcgc_trees::RcgcTrees>),
-        (RCGC_NO_AUTO_GC, trees::program::<rcgc_trees::RcgcNoAutoGcTrees>),
+        (RCGC_MUTABLE, trees::program::<rcgc_trees::RcgcMutableTrees>),
         ("Box", trees::program::<box_trees::BoxTrees>),
         (BASELINE, trees::program::<trees::RcTrees>),
         ("rust-cc", trees::program::<rust_cc_trees::RustCcTrees>),

@@ -277,7 +277,7 @@ fn stats_add_up() {
     assert_eq!(s.bytes_in_use, a.bytes_in_use());
     assert_eq!(s.bytes_reserved, s.arenas_current * ARENA_SIZE + s.large_bytes);
     for c in &s.classes {
-        let per_pool = (POOL_SIZE - 48) / c.block_size;
+        let per_pool = (POOL_SIZE - rcgc::alloc::POOL_HEADER_SIZE) / c.block_size;
         assert_eq!(c.blocks_in_use + c.free_blocks, c.pools * per_pool);
     }
     let table = s.to_string();

@@ -145,6 +145,25 @@
 //! Reporting `true` for a type that never holds a `Gc` only costs the
 //! collector some work; it is never unsafe.
 //!
+//! # How `FIXED_EDGES` is computed
+//!
+//! `FIXED_EDGES` says the handles a value owns cannot change once it is in a
+//! `Gc` (no `RefCell` or other cell around a handle); objects of such types
+//! that point only to untracked objects are left untracked. The derive ANDs
+//! `<FieldType as ::rcgc::Trace>::FIXED_EDGES` over all traced fields (`true`
+//! if there are none), except that it is a literal `false` when
+//!
+//! * the type has `#[trace(tracked)]`, or
+//! * some field mentions the type itself (`Self`, or its name) other than
+//!   inside `Gc<...>` or `Weak<...>` (whose constants do not depend on their
+//!   referent): `Box<Self>` would make the constant depend on itself.
+//!
+//! So `struct Node { left: Option<Gc<Node>>, right: Option<Gc<Node>> }` gets
+//! `true` and a `RefCell<Option<Gc<Node>>>` field makes it `false`. Mutual
+//! recursion by value (`A` holds `Box<B>`, `B` holds `Box<A>`) needs
+//! `#[trace(tracked)]` on one of them, as for `MAY_CONTAIN_GC`. A `false`
+//! that could have been `true` only costs the collector some work.
+//!
 //! # Paths
 //!
 //! The generated code names the crate as `::rcgc`, so `rcgc` must be a direct
@@ -300,6 +319,36 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         }
     };
 
+    // FIXED_EDGES
+    let fixed_edges = if tracked {
+        quote!(false)
+    } else {
+        let mut seen = Vec::new();
+        let mut operands = Vec::new();
+        let mut conservative = false;
+        for field in shapes.iter().flat_map(|s| &s.traced) {
+            if mentions_outside_handles(field.ty, ident) {
+                // Asking for the field's constant could be a cycle in constant
+                // evaluation (`Box<Self>`); claim nothing.
+                conservative = true;
+                break;
+            }
+            let key = normalized(field.ty.to_token_stream());
+            if !seen.contains(&key) {
+                seen.push(key);
+                let ty = field.ty;
+                operands.push(quote!(<#ty as ::rcgc::Trace>::FIXED_EDGES));
+            }
+        }
+        if conservative {
+            quote!(false)
+        } else if operands.is_empty() {
+            quote!(true)
+        } else {
+            quote!(#(#operands)&&*)
+        }
+    };
+
     // Bounds
     let generics = add_bounds(&input.generics, &shapes, ident, &self_args);
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
@@ -346,6 +395,7 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         #[automatically_derived]
         unsafe impl #impl_generics ::rcgc::Trace for #ident #ty_generics #where_clause {
             const MAY_CONTAIN_GC: bool = #may_contain_gc;
+            const FIXED_EDGES: bool = #fixed_edges;
             #finalizer
 
             #[inline]
@@ -615,6 +665,31 @@ fn self_reference(ty: &Type, name: &Ident, self_args: &str) -> SelfRef {
     found
 }
 
+/// Whether `ty` mentions the type being derived (`Self` or `name`) other
+/// than inside the generic arguments of a `Gc<...>` or `Weak<...>`, whose
+/// `FIXED_EDGES` constants do not depend on their referent type.
+fn mentions_outside_handles(ty: &Type, name: &Ident) -> bool {
+    fn walk(tokens: TokenStream, name: &Ident) -> bool {
+        let tts: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut i = 0;
+        while i < tts.len() {
+            match &tts[i] {
+                TokenTree::Group(g) if walk(g.stream(), name) => return true,
+                TokenTree::Ident(id) if id == "Self" || id == name => return true,
+                TokenTree::Ident(id) if id == "Gc" || id == "Weak" => {
+                    if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
+                        i += consumed;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        false
+    }
+    walk(ty.to_token_stream(), name)
+}
+
 /// How the type parameters occur in a field type.
 struct ParamUses {
     /// `direct[k]`: `params[k]` occurs other than as the base of a projection
@@ -720,10 +795,55 @@ mod tests {
 
     /// The `MAY_CONTAIN_GC` initializer.
     fn const_expr(expansion: &str) -> String {
-        let start = expansion.find("const MAY_CONTAIN_GC : bool =").expect("const present")
-            + "const MAY_CONTAIN_GC : bool =".len();
+        named_const_expr(expansion, "MAY_CONTAIN_GC")
+    }
+
+    /// The initializer of the constant `name`.
+    fn named_const_expr(expansion: &str, name: &str) -> String {
+        let decl = format!("const {name} : bool =");
+        let start = expansion.find(&decl).expect("const present") + decl.len();
         let len = expansion[start..].find(';').expect("const ends");
         expansion[start..start + len].trim().to_owned()
+    }
+
+    #[test]
+    fn fixed_edges_ands_the_fields_and_is_conservative_for_self_by_value() {
+        let fixed = |tokens| named_const_expr(&expand_str(tokens), "FIXED_EDGES");
+        assert_eq!(
+            fixed(quote!(
+                struct Node {
+                    left: Option<Gc<Node>>,
+                    right: Option<rcgc::Gc<Self>>,
+                    weak: Weak<Node>,
+                }
+            )),
+            "< Option < Gc < Node > > as :: rcgc :: Trace > :: FIXED_EDGES && \
+             < Option < rcgc :: Gc < Self > > as :: rcgc :: Trace > :: FIXED_EDGES && \
+             < Weak < Node > as :: rcgc :: Trace > :: FIXED_EDGES"
+        );
+        assert_eq!(fixed(quote!(struct Unit;)), "true");
+        assert_eq!(
+            fixed(quote!(
+                struct List {
+                    head: i32,
+                    tail: Option<Box<List>>,
+                }
+            )),
+            "false"
+        );
+        assert_eq!(
+            fixed(quote!(
+                struct Pair(Gc<Vec<Self>>);
+            )),
+            "< Gc < Vec < Self > > as :: rcgc :: Trace > :: FIXED_EDGES"
+        );
+        assert_eq!(
+            fixed(quote!(
+                #[trace(tracked)]
+                struct Forced(u8);
+            )),
+            "false"
+        );
     }
 
     #[test]

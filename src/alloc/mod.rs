@@ -53,7 +53,7 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
 pub use error::{AllocError, AllocErrorKind};
-pub use pool::{ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
+pub use pool::{ARENA_SIZE, POOLS_PER_ARENA, POOL_HEADER_SIZE, POOL_SIZE};
 pub use size_class::{SizeClass, GRANULE, MAX_SMALL_ALIGN, NUM_SIZE_CLASSES, SMALL_REQUEST_THRESHOLD};
 pub use stats::{AllocStats, ClassStats};
 

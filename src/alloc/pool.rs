@@ -4,7 +4,7 @@
 //!  pool (16 KiB, 16 KiB aligned)
 //!  +-------------+---------+---------+---------+-----+-------------------+------+
 //!  | PoolHeader  | block 0 | block 1 | block 2 | ... | never used blocks | tail |
-//!  | (48 bytes)  |  used   |  free ──┼──► ...  |     |  (bump_offset ──► |      |
+//!  | (64 bytes)  |  used   |  free ──┼──► ...  |     |  (bump_offset ──► |      |
 //!  +-------------+---------+---------+---------+-----+-------------------+------+
 //!  ^ address of any block with the low 14 bits cleared
 //! ```
@@ -50,8 +50,10 @@ pub(crate) struct FreeBlock {
     pub(crate) next: *mut FreeBlock,
 }
 
-/// The header at the start of every carved pool.
-#[repr(C, align(16))]
+/// The header at the start of every carved pool. It is padded to a cache
+/// line so that blocks of 16, 32, 64, ... bytes never straddle two lines
+/// (an object's header and value are then read with one miss, not two).
+#[repr(C, align(64))]
 pub(crate) struct PoolHeader {
     /// Head of the free list (null when no freed block is available).
     pub(crate) free: *mut FreeBlock,

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::alloc::{usable_size, AllocError, AllocErrorKind, Allocator};
 use crate::heap::current;
 use crate::heap::inner::{DepthGuard, HeapInner, MAX_RELEASE_DEPTH};
-use crate::object::{self, flags, LeafHeader, ObjectKind, TrackedHeader, IMMORTAL, UNTRACKED_GEN};
+use crate::object::{self, flags, LeafHeader, ObjectKind, TrackedHeader, IMMORTAL, NO_SLOT, UNTRACKED_GEN};
 use crate::trace::{Edge, Trace, Tracer};
 
 use super::weak::{self, Weak};
@@ -181,9 +181,25 @@ impl<T: Trace + 'static> Gc<T> {
 
     /// A mutable reference to the value if this is the only handle and no
     /// weak reference exists, like `Rc::get_mut`.
+    ///
+    /// An object left untracked because its type has
+    /// [`FIXED_EDGES`](Trace::FIXED_EDGES) is tracked again first: its
+    /// handles may change through the reference.
     pub fn get_mut(this: &mut Gc<T>) -> Option<&mut T> {
         let unique = Gc::strong_count(this) == 1 && Gc::weak_count(this) == 0 && Gc::is_alive(this);
         if unique {
+            if ObjectKind::<T>::TRACKED {
+                // SAFETY: the handle keeps the object and its heap alive.
+                unsafe {
+                    let header = object::tracked_header(this.value());
+                    let h = header.as_ref();
+                    if h.slot.get() == NO_SLOT && !h.has(flags::COLLECTING) {
+                        heap_of::<T>(this.value(), block_layout::<T>(this.ptr))
+                            .as_ref()
+                            .track(header);
+                    }
+                }
+            }
             // SAFETY: no other handle or weak reference can reach the value.
             Some(unsafe { this.ptr.as_mut() })
         } else {
@@ -290,7 +306,8 @@ impl<T: Trace + ?Sized + 'static> Gc<T> {
 /// Allocates a sized value on `inner`.
 #[inline(always)]
 pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: bool) -> Result<Gc<T>, AllocError> {
-    if ObjectKind::<T>::TRACKED && !immortal {
+    let track = ObjectKind::<T>::TRACKED && !immortal && !(T::FIXED_EDGES && refers_only_to_untracked(&value));
+    if track {
         // Like CPython, an automatic collection happens before the allocation.
         inner.before_tracked_alloc();
     }
@@ -302,7 +319,7 @@ pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: b
     unsafe {
         let value_ptr = block.add(offset);
         let vtable: &'static object::VTable = &ObjectKind::<T>::VTABLE;
-        write_header::<T>(inner, block, value_ptr, immortal, vtable);
+        write_header::<T>(inner, block, value_ptr, immortal, track, vtable);
         value_ptr.cast::<T>().write(value);
         inner.block_allocated();
         inner.live_objects.set(inner.live_objects.get() + 1);
@@ -333,7 +350,7 @@ pub(crate) unsafe fn alloc_unsized<T: Trace + ?Sized + 'static>(
     // SAFETY: as in `alloc`; `init` writes the value.
     unsafe {
         let value_ptr = block.add(offset);
-        write_header::<T>(inner, block, value_ptr, false, &object::NO_VTABLE);
+        write_header::<T>(inner, block, value_ptr, false, false, &object::NO_VTABLE);
         let ptr = init(value_ptr);
         debug_assert_eq!(ptr.cast::<u8>(), value_ptr);
         inner.block_allocated();
@@ -342,16 +359,42 @@ pub(crate) unsafe fn alloc_unsized<T: Trace + ?Sized + 'static>(
     }
 }
 
+/// Whether every handle `value` owns points to an object the collector does
+/// not track (a leaf, an immortal object, or an untracked object with fixed
+/// edges). An object with [`Trace::FIXED_EDGES`] made of such a value can
+/// never be part of a cycle: it needs no tracking (CPython's untracking of
+/// tuples of atoms, done at allocation).
+///
+/// Invariant kept: an untracked object reaches only untracked objects, since
+/// its handles cannot change (`Gc::get_mut` tracks it again first).
+#[inline]
+fn refers_only_to_untracked<T: Trace>(value: &T) -> bool {
+    let mut only_untracked = true;
+    let mut visit = |edge: Edge| {
+        if let Some(referent) = edge.tracked_value() {
+            // SAFETY: edges come from `Gc` handles owned by `value`, which
+            // keep their referents allocated.
+            let h = unsafe { object::tracked_header(referent).as_ref() };
+            only_untracked &= h.slot.get() == NO_SLOT && !h.has(flags::COLLECTING);
+        }
+    };
+    let mut tracer = Tracer::new(&mut visit);
+    value.trace(&mut tracer);
+    let complete = !tracer.is_incomplete();
+    complete && only_untracked
+}
+
 /// # Safety
 /// `block..value_ptr` is fresh memory of a block of `inner` with room for the
 /// header of `T`'s kind right before `value_ptr`; `vtable` is `T`'s if `T`
-/// is tracked.
+/// is tracked. `track` only for a tracked, mortal `T`.
 #[inline(always)]
 unsafe fn write_header<T: Trace + ?Sized + 'static>(
     inner: &HeapInner,
     block: NonNull<u8>,
     value_ptr: NonNull<u8>,
     immortal: bool,
+    track: bool,
     vtable: &'static object::VTable,
 ) {
     let strong = if immortal { IMMORTAL } else { 1 };
@@ -369,10 +412,10 @@ unsafe fn write_header<T: Trace + ?Sized + 'static>(
                 slot: Cell::new(u32::MAX),
                 strong: Cell::new(strong),
             });
-            if immortal {
-                header.as_ref().set_generation(UNTRACKED_GEN);
-            } else {
+            if track {
                 inner.track(header);
+            } else {
+                header.as_ref().set_generation(UNTRACKED_GEN);
             }
         } else {
             object::leaf_header(value_ptr).write(LeafHeader {
@@ -635,6 +678,9 @@ fn dead_deref<T: ?Sized>() -> ! {
 // SAFETY: a handle is one edge to its object.
 unsafe impl<T: Trace + ?Sized + 'static> Trace for Gc<T> {
     const MAY_CONTAIN_GC: bool = true;
+    // A handle never changes its referent (whether the referent's own
+    // handles can change is the referent's business).
+    const FIXED_EDGES: bool = true;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {

@@ -635,6 +635,7 @@ impl<T: Trace + 'static> fmt::Debug for Weak<T> {
 // is tracked (`MAY_CONTAIN_GC`), as CPython tracks weakref objects.
 unsafe impl<T: Trace + 'static> Trace for Weak<T> {
     const MAY_CONTAIN_GC: bool = true;
+    const FIXED_EDGES: bool = true;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if self.record().is_some() {

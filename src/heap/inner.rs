@@ -179,6 +179,11 @@ impl HeapInner {
     pub(crate) unsafe fn untrack(&self, header: NonNull<TrackedHeader>) {
         // SAFETY: the caller guarantees a live tracked header.
         let h = unsafe { header.as_ref() };
+        if h.slot.get() == object::NO_SLOT && !h.has(flags::COLLECTING) {
+            // Never tracked (immutable, see `Trace::FIXED_EDGES`), or no longer:
+            // it was not counted in generation 0 either.
+            return;
+        }
         if h.has(flags::COLLECTING) {
             let slot = h.slot.get() as usize;
             self.with_work(|work| {

@@ -117,6 +117,7 @@ fn_ptr!(A, B, C, D, E, F);
 // SAFETY: a `Box` owns exactly its pointee, which is visited.
 unsafe impl<T: ?Sized + Trace> Trace for Box<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -132,6 +133,7 @@ macro_rules! sequence {
             // SAFETY: iterating visits every element the collection owns.
             unsafe impl<T: Trace $(, $extra)*> Trace for $ty<T $(, $extra)*> {
                 const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+                const FIXED_EDGES: bool = T::FIXED_EDGES;
 
                 fn trace(&self, tracer: &mut Tracer<'_>) {
                     if T::MAY_CONTAIN_GC {
@@ -157,6 +159,7 @@ sequence! {
 // SAFETY: iterating visits every element of the slice.
 unsafe impl<T: Trace> Trace for [T] {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if T::MAY_CONTAIN_GC {
@@ -170,6 +173,7 @@ unsafe impl<T: Trace> Trace for [T] {
 // SAFETY: iterating visits every element of the array.
 unsafe impl<T: Trace, const N: usize> Trace for [T; N] {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -180,6 +184,7 @@ unsafe impl<T: Trace, const N: usize> Trace for [T; N] {
 // SAFETY: every key and every value of the map is visited.
 unsafe impl<K: Trace, V: Trace, S> Trace for HashMap<K, V, S> {
     const MAY_CONTAIN_GC: bool = K::MAY_CONTAIN_GC || V::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = K::FIXED_EDGES && V::FIXED_EDGES;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if Self::MAY_CONTAIN_GC {
@@ -194,6 +199,7 @@ unsafe impl<K: Trace, V: Trace, S> Trace for HashMap<K, V, S> {
 // SAFETY: every key and every value of the map is visited.
 unsafe impl<K: Trace, V: Trace> Trace for BTreeMap<K, V> {
     const MAY_CONTAIN_GC: bool = K::MAY_CONTAIN_GC || V::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = K::FIXED_EDGES && V::FIXED_EDGES;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if Self::MAY_CONTAIN_GC {
@@ -208,6 +214,7 @@ unsafe impl<K: Trace, V: Trace> Trace for BTreeMap<K, V> {
 // SAFETY: every key and every value of the map is visited.
 unsafe impl<K: Trace, V: Trace, S> Trace for hashbrown::HashMap<K, V, S> {
     const MAY_CONTAIN_GC: bool = K::MAY_CONTAIN_GC || V::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = K::FIXED_EDGES && V::FIXED_EDGES;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if Self::MAY_CONTAIN_GC {
@@ -222,6 +229,7 @@ unsafe impl<K: Trace, V: Trace, S> Trace for hashbrown::HashMap<K, V, S> {
 // SAFETY: iterating visits every element of the set.
 unsafe impl<T: Trace, S> Trace for hashbrown::HashSet<T, S> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if T::MAY_CONTAIN_GC {
@@ -235,6 +243,7 @@ unsafe impl<T: Trace, S> Trace for hashbrown::HashSet<T, S> {
 // SAFETY: iterating visits every element of the table.
 unsafe impl<T: Trace> Trace for hashbrown::HashTable<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if T::MAY_CONTAIN_GC {
@@ -248,6 +257,7 @@ unsafe impl<T: Trace> Trace for hashbrown::HashTable<T> {
 // SAFETY: the contained value, if any, is visited.
 unsafe impl<T: Trace> Trace for Option<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -260,6 +270,7 @@ unsafe impl<T: Trace> Trace for Option<T> {
 // SAFETY: whichever value is present is visited.
 unsafe impl<T: Trace, E: Trace> Trace for Result<T, E> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC || E::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES && E::FIXED_EDGES;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -276,6 +287,7 @@ macro_rules! tuple {
         // SAFETY: every element of the tuple is visited.
         unsafe impl<$($name: Trace),+> Trace for ($($name,)+) {
             const MAY_CONTAIN_GC: bool = $($name::MAY_CONTAIN_GC)||+;
+            const FIXED_EDGES: bool = $($name::FIXED_EDGES)&&+;
 
             #[inline]
             fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -303,6 +315,7 @@ tuple!(A B C D E F G H I J K L);
 // SAFETY: the wrapped value is visited.
 unsafe impl<T: Trace> Trace for Wrapping<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -313,6 +326,7 @@ unsafe impl<T: Trace> Trace for Wrapping<T> {
 // SAFETY: the wrapped value is visited.
 unsafe impl<T: Trace> Trace for Reverse<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    const FIXED_EDGES: bool = T::FIXED_EDGES;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -328,6 +342,8 @@ unsafe impl<T: Trace> Trace for Reverse<T> {
 // `Gc` handle, so in practice this visits nothing.)
 unsafe impl<T: Copy + Trace> Trace for Cell<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    // Interior mutability: the handles inside can change.
+    const FIXED_EDGES: bool = !T::MAY_CONTAIN_GC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -339,6 +355,8 @@ unsafe impl<T: Copy + Trace> Trace for Cell<T> {
 // borrowed the trace is reported incomplete, so the collector keeps the object.
 unsafe impl<T: ?Sized + Trace> Trace for RefCell<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    // Interior mutability: the handles inside can change.
+    const FIXED_EDGES: bool = !T::MAY_CONTAIN_GC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         match self.try_borrow() {
@@ -351,6 +369,8 @@ unsafe impl<T: ?Sized + Trace> Trace for RefCell<T> {
 // SAFETY: the value, once initialized, is visited.
 unsafe impl<T: Trace> Trace for OnceCell<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    // Interior mutability: the handles inside can change.
+    const FIXED_EDGES: bool = !T::MAY_CONTAIN_GC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -365,6 +385,8 @@ unsafe impl<T: Trace> Trace for OnceCell<T> {
 // incomplete, so the collector keeps the object.
 unsafe impl<T: ?Sized + Trace> Trace for Mutex<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    // Interior mutability: the handles inside can change.
+    const FIXED_EDGES: bool = !T::MAY_CONTAIN_GC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         match self.try_lock() {
@@ -380,6 +402,8 @@ unsafe impl<T: ?Sized + Trace> Trace for Mutex<T> {
 // incomplete, so the collector keeps the object.
 unsafe impl<T: ?Sized + Trace> Trace for RwLock<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    // Interior mutability: the handles inside can change.
+    const FIXED_EDGES: bool = !T::MAY_CONTAIN_GC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         match self.try_read() {

@@ -69,6 +69,22 @@ pub unsafe trait Trace {
     /// default: `true`.
     const MAY_CONTAIN_GC: bool = true;
 
+    /// Whether the `Gc` handles a value of this type owns are fixed once the
+    /// value is inside a `Gc`: no `RefCell`, `Cell`, `Mutex` or other interior
+    /// mutability around a handle, so the value's edges can only change
+    /// through [`Gc::get_mut`](crate::Gc::get_mut) on a unique handle.
+    ///
+    /// An object of such a type whose handles all point to untracked objects
+    /// can never be part of a cycle, so the collector does not track it
+    /// (CPython untracks tuples of atoms the same way, lazily). A tree of
+    /// immutable nodes built bottom-up is then never scanned at all.
+    /// `Gc::get_mut` tracks the object again before handing out `&mut`.
+    ///
+    /// `#[derive(Trace)]` computes it from the fields; the default is `true`
+    /// only for types that cannot own a `Gc` at all. Claiming `true` for a
+    /// type whose handles can change is memory-safe but may leak a cycle.
+    const FIXED_EDGES: bool = !Self::MAY_CONTAIN_GC;
+
     /// Visits every `Gc` this value owns by calling `trace` on each field.
     fn trace(&self, tracer: &mut Tracer<'_>);
 

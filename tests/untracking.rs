@@ -1,0 +1,262 @@
+//! Objects whose handles cannot change (`Trace::FIXED_EDGES`) and point only
+//! to untracked objects are not tracked by the collector: they can never be
+//! part of a cycle. This is CPython's untracking of tuples of atoms, done at
+//! allocation instead of during the next collection.
+//!
+//! Checked here: which objects are left untracked, that they cost the
+//! collector nothing (no generation-0 count, no automatic collection), that
+//! an immutable object pointing to a tracked one is tracked (so cycles
+//! through it are still found), that `Gc::get_mut` tracks an object again
+//! before its handles can change, and what `#[derive(Trace)]` computes.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use rcgc::{Gc, Heap, Trace};
+
+/// An immutable binary-tree node (the binary-trees benchmark's shape).
+#[derive(Trace)]
+struct Node {
+    left: Option<Gc<Node>>,
+    right: Option<Gc<Node>>,
+}
+
+fn tree(heap: &Heap, depth: u32) -> Gc<Node> {
+    if depth == 0 {
+        heap.alloc(Node {
+            left: None,
+            right: None,
+        })
+    } else {
+        heap.alloc(Node {
+            left: Some(tree(heap, depth - 1)),
+            right: Some(tree(heap, depth - 1)),
+        })
+    }
+}
+
+/// A mutable object: its handle can change after allocation.
+#[derive(Trace)]
+struct Cellish {
+    next: RefCell<Option<Gc<Pair>>>,
+    drops: Rc<Cell<usize>>,
+}
+
+impl Drop for Cellish {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+    }
+}
+
+/// An immutable object that may point to a mutable one.
+#[derive(Trace)]
+struct Pair {
+    to: Option<Gc<Cellish>>,
+    drops: Rc<Cell<usize>>,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+    }
+}
+
+#[test]
+fn immutable_trees_of_atoms_are_never_tracked_nor_counted() {
+    let heap = Heap::new();
+    let depth = if cfg!(miri) { 5 } else { 11 }; // 4095 nodes: past the 700 threshold
+    let root = tree(&heap, depth);
+    assert!(!heap.is_tracked(&root));
+    assert!(!heap.is_tracked(root.left.as_ref().unwrap()));
+    assert_eq!(heap.gc_count(), [0, 0, 0], "untracked allocations do not count");
+    assert_eq!(heap.gc_stats()[0].collections, 0, "no automatic collection ran");
+    assert!(
+        heap.objects(None).unwrap().is_empty(),
+        "untracked objects are invisible to objects()"
+    );
+    assert_eq!(heap.object_count(), (1 << (depth + 1)) - 1);
+    drop(root);
+    assert_eq!(heap.object_count(), 0, "freed by their counts");
+}
+
+#[test]
+fn untracked_deaths_do_not_lower_the_generation_0_count() {
+    let heap = Heap::new();
+    let drops = Rc::new(Cell::new(0));
+    let tracked: Vec<_> = (0..10)
+        .map(|_| {
+            heap.alloc(Cellish {
+                next: RefCell::new(None),
+                drops: drops.clone(),
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        drop(tree(&heap, 2));
+    }
+    assert_eq!(heap.gc_count()[0], 10, "only the tracked allocations count");
+    drop(tracked);
+    assert_eq!(heap.gc_count()[0], 0, "and their deaths");
+}
+
+#[test]
+fn immutable_object_referring_to_a_tracked_one_is_tracked_and_its_cycle_collected() {
+    let heap = Heap::new();
+    let drops = Rc::new(Cell::new(0));
+    let cell = heap.alloc(Cellish {
+        next: RefCell::new(None),
+        drops: drops.clone(),
+    });
+    assert!(heap.is_tracked(&cell));
+    let pair = heap.alloc(Pair {
+        to: Some(cell.clone()),
+        drops: drops.clone(),
+    });
+    assert!(
+        heap.is_tracked(&pair),
+        "its referent is tracked, so it may be in a cycle"
+    );
+    // Close the cycle through the mutable object (behaviour 3's tuple <-> list).
+    *cell.next.borrow_mut() = Some(pair.clone());
+    drop((cell, pair));
+    assert_eq!(drops.get(), 0);
+    assert_eq!(heap.collect(), 2);
+    assert_eq!(drops.get(), 2);
+}
+
+#[test]
+fn an_immutable_object_of_atoms_is_untracked_and_so_is_one_referring_to_it() {
+    let heap = Heap::new();
+    let drops = Rc::new(Cell::new(0));
+    let lone = heap.alloc(Pair {
+        to: None,
+        drops: drops.clone(),
+    });
+    assert!(!heap.is_tracked(&lone));
+    let outer = heap.alloc(Some(lone.clone()));
+    assert!(!heap.is_tracked(&outer), "an untracked referent cannot lead to a cycle");
+    let list = heap.alloc(vec![outer.clone(), outer]);
+    assert!(!heap.is_tracked(&list));
+    let mutable = heap.alloc(RefCell::new(vec![lone]));
+    assert!(heap.is_tracked(&mutable), "a RefCell's handles can change");
+}
+
+#[test]
+fn get_mut_tracks_the_object_again_so_a_cycle_made_through_it_is_collected() {
+    let heap = Heap::new();
+    let drops = Rc::new(Cell::new(0));
+    let mut pair = heap.alloc(Pair {
+        to: None,
+        drops: drops.clone(),
+    });
+    assert!(!heap.is_tracked(&pair));
+    let cell = heap.alloc(Cellish {
+        next: RefCell::new(None),
+        drops: drops.clone(),
+    });
+    Gc::get_mut(&mut pair).expect("unique").to = Some(cell.clone());
+    assert!(heap.is_tracked(&pair), "get_mut tracks it again");
+    *cell.next.borrow_mut() = Some(pair.clone());
+    drop((cell, pair));
+    assert_eq!(heap.collect(), 2);
+    assert_eq!(drops.get(), 2);
+}
+
+#[test]
+fn get_mut_on_a_shared_object_changes_nothing() {
+    let heap = Heap::new();
+    let mut a = tree(&heap, 1);
+    let b = a.clone();
+    assert!(Gc::get_mut(&mut a).is_none());
+    assert!(!heap.is_tracked(&b));
+}
+
+#[test]
+fn untracked_objects_with_finalizers_still_finalize_once_at_death() {
+    #[derive(Trace)]
+    #[trace(finalize)]
+    struct Final {
+        child: Option<Gc<u32>>,
+        runs: Rc<Cell<usize>>,
+    }
+    impl rcgc::Finalize for Final {
+        fn finalize(this: &Gc<Self>) {
+            this.runs.set(this.runs.get() + 1);
+        }
+    }
+    let heap = Heap::new();
+    let runs = Rc::new(Cell::new(0));
+    let f = heap.alloc(Final {
+        child: Some(heap.alloc(5)),
+        runs: runs.clone(),
+    });
+    assert!(!heap.is_tracked(&f));
+    assert!(!heap.is_finalized(&f));
+    drop(f);
+    assert_eq!(runs.get(), 1);
+}
+
+// ------------------------------------------------------- derive constants --
+
+#[derive(Trace)]
+struct WithCounter {
+    _hits: Cell<u64>, // a cell without handles inside changes no edge
+    _child: Option<Gc<Node>>,
+}
+
+#[derive(Trace)]
+struct WithRefCell {
+    _child: RefCell<Option<Gc<Node>>>,
+}
+
+#[derive(Trace)]
+struct BoxedList {
+    _head: Gc<u8>,
+    _tail: Option<Box<BoxedList>>,
+}
+
+#[derive(Trace)]
+struct Generic<T> {
+    _value: T,
+    _next: Option<Gc<Node>>,
+}
+
+#[derive(Trace)]
+#[trace(tracked)]
+struct Forced {
+    _value: u8,
+}
+
+#[test]
+fn derive_computes_fixed_edges_from_the_fields() {
+    // (type, FIXED_EDGES, expected)
+    let cases = [
+        ("Node", Node::FIXED_EDGES, true),
+        ("WithCounter: a cell without handles", WithCounter::FIXED_EDGES, true),
+        ("WithRefCell", WithRefCell::FIXED_EDGES, false),
+        (
+            "BoxedList: Self by value is conservative",
+            BoxedList::FIXED_EDGES,
+            false,
+        ),
+        ("Generic<u64>", <Generic<u64>>::FIXED_EDGES, true),
+        (
+            "Generic<RefCell<..>>",
+            <Generic<RefCell<Option<Gc<u8>>>>>::FIXED_EDGES,
+            false,
+        ),
+        ("Forced: #[trace(tracked)] claims nothing", Forced::FIXED_EDGES, false),
+        ("u64", <u64 as Trace>::FIXED_EDGES, true),
+        ("String", <String as Trace>::FIXED_EDGES, true),
+        ("Vec<Gc<Node>>", <Vec<Gc<Node>> as Trace>::FIXED_EDGES, true),
+        (
+            "RefCell<Vec<Gc<Node>>>",
+            <RefCell<Vec<Gc<Node>>> as Trace>::FIXED_EDGES,
+            false,
+        ),
+        ("RefCell<u64>", <RefCell<u64> as Trace>::FIXED_EDGES, true),
+    ];
+    for (name, fixed, expected) in cases {
+        assert_eq!(fixed, expected, "{name}");
+    }
+}
