@@ -821,7 +821,12 @@ mod tests {
              < Option < rcgc :: Gc < Self > > as :: rcgc :: Trace > :: FIXED_EDGES && \
              < Weak < Node > as :: rcgc :: Trace > :: FIXED_EDGES"
         );
-        assert_eq!(fixed(quote!(struct Unit;)), "true");
+        assert_eq!(
+            fixed(quote!(
+                struct Unit;
+            )),
+            "true"
+        );
         assert_eq!(
             fixed(quote!(
                 struct List {
