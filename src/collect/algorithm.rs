@@ -325,13 +325,7 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
         inner.save_garbage(saved);
         return (found, survivors);
     }
-    let len = inner.with_work(|work| work.len());
-    for index in 0..len {
-        let Some(header) = inner.with_work(|work| work[index]) else {
-            continue;
-        };
-        tear_down(inner, header);
-    }
+    tear_down_work_list(inner);
     // Whatever is still in the work list is reached by a handle from outside
     // the garbage: a wrong (over-reporting) Trace impl made it look
     // unreachable. It stays allocated, dead and untracked until that handle goes.
@@ -391,26 +385,47 @@ fn mark_garbage_weak_refs(inner: &HeapInner) {
     }
 }
 
-/// Drops the value of a garbage object and lets its count fall; the block is
-/// freed when the count reaches zero (now, or when the rest of the garbage
-/// that refers to it is torn down).
-fn tear_down(inner: &HeapInner, header: NonNull<TrackedHeader>) {
-    // SAFETY: entries in `work` are live.
-    let h = unsafe { header.as_ref() };
-    let vtable = h.vtable();
-    // SAFETY: the object is live; the temporary handle keeps it allocated
-    // while its value is dropped.
-    let Some(temp) = (unsafe { AnyGc::from_header(header) }) else {
-        return;
-    };
-    h.set(flags::DEAD, true);
-    let value = object::value_of(header);
-    // SAFETY: the value is live and, being DEAD, never read or dropped again.
-    let result = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.drop_value)(value) }));
-    if let Err(panic) = result {
-        inner.report_panic(format_args!("Drop of {}", (vtable.type_name)()), &*panic);
+/// Tears down every object left in the work list: drops its value and lets
+/// its count fall; a block is freed when its count reaches zero (now, or
+/// when the rest of the garbage that refers to it is torn down).
+///
+/// Each object is marked `DEAD` before its value is dropped and held by a
+/// temporary handle meanwhile, so its memory stays allocated until the drop
+/// is over. One unwind guard covers the loop (not one per object): a
+/// panicking `Drop` is reported and the loop resumes with the next object.
+fn tear_down_work_list(inner: &HeapInner) {
+    let len = inner.with_work(|work| work.len());
+    let mut next = 0;
+    let mut temp: Option<AnyGc> = None;
+    while next < len {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            while next < len {
+                let index = next;
+                next += 1;
+                let Some(header) = inner.with_work(|work| work[index]) else {
+                    continue;
+                };
+                // SAFETY: entries in `work` are live; the temporary handle
+                // keeps the object allocated while its value is dropped.
+                let Some(handle) = (unsafe { AnyGc::from_header(header) }) else {
+                    continue;
+                };
+                // SAFETY: as above.
+                let h = unsafe { header.as_ref() };
+                h.set(flags::DEAD, true);
+                temp = Some(handle);
+                // SAFETY: the value is live and, being DEAD, never read or
+                // dropped again.
+                unsafe { (h.vtable().drop_value)(object::value_of(header)) };
+                drop(temp.take()); // frees the block if this was the last count
+            }
+        }));
+        if let Err(panic) = result {
+            let type_name = temp.as_ref().map_or("<unknown>", AnyGc::type_name);
+            inner.report_panic(format_args!("Drop of {type_name}"), &*panic);
+            drop(temp.take());
+        }
     }
-    drop(temp); // frees the block if this was the last count
 }
 
 /// What detection found out about a candidate set.
@@ -458,20 +473,33 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
     // A count of zero means a release queued while tracing: leave it be.
     let mut root: Vec<bool> = refs.iter().map(|&count| count == 0).collect();
     let mut over_reported = Vec::new();
-    for (i, &header) in cands.iter().enumerate() {
-        let complete = trace_with(inner, header, &mut |edge| {
-            if let Some(j) = index_of(edge, cands) {
-                if refs[j] == 0 {
-                    over_reported.push((i, j));
-                } else {
-                    refs[j] -= 1;
+    // One unwind guard for the whole loop (not one per object): a panicking
+    // trace makes its object a root and the loop resumes after it.
+    let mut next = 0;
+    while next < n {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            while next < n {
+                let i = next;
+                next += 1;
+                let complete = trace_unguarded(cands[i], &mut |edge| {
+                    if let Some(j) = index_of(edge, cands) {
+                        if refs[j] == 0 {
+                            over_reported.push((i, j));
+                        } else {
+                            refs[j] -= 1;
+                        }
+                    }
+                });
+                if !complete {
+                    // Untraceable now (a borrowed RefCell): keep it and what
+                    // it reaches; its hidden referents look referenced from outside.
+                    root[i] = true;
                 }
             }
-        });
-        if !complete {
-            // Untraceable now (a borrowed RefCell, a panic): keep it and what
-            // it reaches; its hidden referents look referenced from outside.
-            root[i] = true;
+        }));
+        if let Err(panic) = result {
+            root[next - 1] = true;
+            report_trace_panic(inner, cands[next - 1], &*panic);
         }
     }
     for (from, to) in over_reported {
@@ -483,15 +511,25 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
     for &i in &stack {
         reachable[i] = true;
     }
-    while let Some(i) = stack.pop() {
-        trace_with(inner, cands[i], &mut |edge| {
-            if let Some(j) = index_of(edge, cands) {
-                if !reachable[j] {
-                    reachable[j] = true;
-                    stack.push(j);
-                }
+    let mut current = 0;
+    loop {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            while let Some(i) = stack.pop() {
+                current = i;
+                trace_unguarded(cands[i], &mut |edge| {
+                    if let Some(j) = index_of(edge, cands) {
+                        if !reachable[j] {
+                            reachable[j] = true;
+                            stack.push(j);
+                        }
+                    }
+                });
             }
-        });
+        }));
+        match result {
+            Ok(()) => break,
+            Err(panic) => report_trace_panic(inner, cands[current], &*panic),
+        }
     }
     Detection {
         reachable,
@@ -510,6 +548,19 @@ pub(crate) fn trace_into(inner: &HeapInner, header: NonNull<TrackedHeader>, edge
 /// Traces one object with `visit`; false if the trace was incomplete (or
 /// panicked, which is reported).
 fn trace_with(inner: &HeapInner, header: NonNull<TrackedHeader>, visit: &mut dyn FnMut(Edge)) -> bool {
+    match catch_unwind(AssertUnwindSafe(|| trace_unguarded(header, visit))) {
+        Ok(complete) => complete,
+        Err(panic) => {
+            report_trace_panic(inner, header, &*panic);
+            false
+        }
+    }
+}
+
+/// Traces one object with `visit`, letting a panic of its `Trace` impl
+/// unwind to the caller's guard; false if the trace was incomplete.
+#[inline]
+fn trace_unguarded(header: NonNull<TrackedHeader>, visit: &mut dyn FnMut(Edge)) -> bool {
     // SAFETY: callers only pass live objects (candidates stay allocated while tracing).
     let h = unsafe { header.as_ref() };
     if h.has(flags::DEAD) {
@@ -519,14 +570,16 @@ fn trace_with(inner: &HeapInner, header: NonNull<TrackedHeader>, visit: &mut dyn
     let value = object::value_of(header);
     let mut tracer = Tracer::new(visit);
     // SAFETY: the value is live (not DEAD).
-    let result = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.trace)(value, &mut tracer) }));
-    match result {
-        Ok(()) => !tracer.is_incomplete(),
-        Err(panic) => {
-            inner.report_panic(format_args!("Trace of {}", (vtable.type_name)()), &*panic);
-            false
-        }
-    }
+    unsafe { (vtable.trace)(value, &mut tracer) };
+    !tracer.is_incomplete()
+}
+
+/// Reports a panic of the `Trace` impl of the object at `header`.
+#[cold]
+fn report_trace_panic(inner: &HeapInner, header: NonNull<TrackedHeader>, panic: &(dyn core::any::Any + Send)) {
+    // SAFETY: the object is a live candidate.
+    let type_name = (unsafe { header.as_ref() }.vtable().type_name)();
+    inner.report_panic(format_args!("Trace of {type_name}"), panic);
 }
 
 /// CPython's debug-build "refcount is too small" check.

@@ -404,10 +404,11 @@ impl HeapInner {
     ///
     /// # Safety
     /// `this` is live; if this call frees it, the caller must not use it again.
+    #[inline(always)]
     pub(crate) unsafe fn maybe_destroy(this: NonNull<HeapInner>) {
         // SAFETY: the caller guarantees `this` is live.
         let inner = unsafe { this.as_ref() };
-        if inner.live_blocks.get() == 0 && !inner.heap_alive.get() && inner.release_depth.get() == 0 {
+        if !inner.heap_alive.get() && inner.live_blocks.get() == 0 && inner.release_depth.get() == 0 {
             // SAFETY: the heap is gone and no block (so no handle) is left.
             unsafe { Self::destroy(this) };
         }
@@ -436,13 +437,24 @@ impl HeapInner {
 
     /// # Safety
     /// Nothing refers to `this` any more.
+    #[cold]
+    #[inline(never)]
     unsafe fn destroy(this: NonNull<HeapInner>) {
         // SAFETY: created by Box::leak in `create`, freed once.
         drop(unsafe { Box::from_raw(this.as_ptr()) });
     }
 
     /// Drains the deferred-release queue iteratively. Call it only at depth 0.
+    #[inline(always)]
     pub(crate) fn drain_deferred(&self) {
+        if self.with_deferred(|queue| !queue.is_empty()) {
+            self.drain_deferred_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drain_deferred_slow(&self) {
         debug_assert_eq!(self.release_depth.get(), 0);
         while let Some((value, release)) = self.with_deferred(|queue| queue.pop()) {
             let _depth = DepthGuard::enter(self);
