@@ -525,3 +525,15 @@ fn fuzz_seeds_are_the_named_sequences_and_pass() {
         Harness::run(&decode(bytes));
     }
 }
+
+/// Replays an `ops` fuzz input (a crash file), printing the operations it
+/// decodes to: `RCGC_REPLAY=fuzz/artifacts/ops/crash-... cargo test --test
+/// model replay -- --ignored --nocapture`.
+#[test]
+#[ignore = "replays the fuzz input named by RCGC_REPLAY"]
+fn replay() {
+    let path = std::env::var("RCGC_REPLAY").expect("RCGC_REPLAY names an ops fuzz input");
+    let ops = decode(&std::fs::read(path).unwrap());
+    println!("{ops:#?}");
+    Harness::run(&ops);
+}

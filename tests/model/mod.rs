@@ -826,26 +826,32 @@ impl Model {
     /// Reference counting: every live object whose count is zero runs its
     /// finalizer (once; it may resurrect) or dies, until none is left.
     pub fn settle(&mut self) {
+        let mut counts = self.counts();
+        let mut queue: Vec<u32> = (0..self.objs.len() as u32)
+            .filter(|&i| self.objs[i as usize].alive && counts[i as usize] == 0)
+            .collect();
         let mut died = Vec::new();
-        loop {
-            let counts = self.counts();
-            let zero: Vec<u32> = (0..self.objs.len() as u32)
-                .filter(|&i| self.objs[i as usize].alive && counts[i as usize] == 0)
-                .collect();
-            if zero.is_empty() {
-                break;
+        while let Some(x) = queue.pop() {
+            let o = &mut self.objs[x as usize];
+            if !o.alive || counts[x as usize] != 0 {
+                continue;
             }
-            for x in zero {
-                let o = &mut self.objs[x as usize];
-                if o.kind.finalizer() && !o.finalized {
-                    o.finalized = true;
-                    if o.resurrect {
-                        self.graveyard.push(x);
-                        continue;
-                    }
+            if o.kind.finalizer() && !o.finalized {
+                o.finalized = true;
+                if o.resurrect {
+                    self.graveyard.push(x);
+                    counts[x as usize] += 1;
+                    continue;
                 }
-                self.die(x, false);
-                died.push(x);
+            }
+            let edges = std::mem::take(&mut o.edges);
+            self.die(x, false);
+            died.push(x);
+            for e in edges {
+                counts[e as usize] -= 1;
+                if counts[e as usize] == 0 {
+                    queue.push(e);
+                }
             }
         }
         self.after_deaths(&died);
@@ -1322,33 +1328,31 @@ impl Harness {
         for &x in &died {
             dead[x as usize] = true;
         }
-        // Weak references: read which were cleared and which callbacks ran.
+        // Weak references: an object's are cleared all at once, so read it
+        // from the object's weak count (an object found garbage is a
+        // candidate, listed by `objects`, so `handles` has it).
         let handles = self.handles();
         let m = &mut self.model;
+        let mut surviving = vec![0usize; n];
+        for w in m.weaks.iter().filter(|w| w.alive && !w.cleared) {
+            if !w.holder.is_some_and(|h| dead[h as usize]) {
+                surviving[w.target as usize] += 1;
+            }
+        }
+        let target_cleared: Vec<bool> = (0..n)
+            .map(|t| {
+                dead[t]
+                    || (surviving[t] > 0
+                        && handles.get(&(t as u32)).is_some_and(|h| h.weak_count() == 0))
+            })
+            .collect();
         for wid in 0..m.weaks.len() {
             let w = m.weaks[wid].clone();
             if !w.alive {
                 continue;
             }
             let holder_died = w.holder.is_some_and(|h| dead[h as usize]);
-            let cleared = if dead[w.target as usize] {
-                true
-            } else if holder_died {
-                w.cleared
-            } else {
-                match w.holder {
-                    None => {
-                        let i = m.hweaks.iter().position(|&x| x == wid as u32).unwrap();
-                        self.weaks[i].strong_count() == 0
-                    }
-                    Some(h) => {
-                        let held = handles[&h].held().unwrap().borrow();
-                        let i = m.objs[h as usize].held.iter().position(|&x| x == wid as u32).unwrap();
-                        assert_eq!(held[i].wid, wid as u32);
-                        held[i].weak.strong_count() == 0
-                    }
-                }
-            };
+            let cleared = w.cleared || target_cleared[w.target as usize];
             let w = &mut m.weaks[wid];
             let cleared_now = cleared && !w.cleared;
             if cleared_now {
