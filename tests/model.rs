@@ -3,9 +3,9 @@
 //! with the `ops` fuzz target), compared after every step. See that
 //! module's docs for the operations and for everything that is compared.
 //!
-//! * Two proptest suites (1,000 cases each, 2,000 per run; 8 each under
-//!   Miri; `PROPTEST_CASES` overrides both) over sequences of up to 60
-//!   operations (16 under Miri). Shrinking removes operations and lowers
+//! * Two proptest suites (1,000 cases each, 2,000 per run; 3 each under
+//!   Miri; `PROPTEST_CASES` overrides both) over sequences of up to 100
+//!   operations (10 under Miri). Shrinking removes operations and lowers
 //!   indexes, so a failure is reported as a short sequence.
 //! * Named regression sequences, each exercising a group of operations
 //!   and asserting the scenario it is named after happened.
@@ -69,11 +69,11 @@ fn op(collector: u32) -> impl Strategy<Value = Op> {
 }
 
 fn ops(collector: u32) -> impl Strategy<Value = Vec<Op>> {
-    proptest::collection::vec(op(collector), 1..=if cfg!(miri) { 16 } else { 60 })
+    proptest::collection::vec(op(collector), 1..=if cfg!(miri) { 10 } else { 100 })
 }
 
 fn config() -> ProptestConfig {
-    let default = if cfg!(miri) { 8 } else { 1000 };
+    let default = if cfg!(miri) { 3 } else { 1000 };
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -277,7 +277,7 @@ fn young_collections_free_young_garbage_and_what_only_it_kept() {
 fn automatic() -> Vec<Op> {
     use Op::*;
     let mut ops = vec![SetThreshold { t0: 2, t1: 1, t2: 1 }];
-    for i in 0..12 {
+    for i in 0..8 {
         ops.push(alloc(Kind::FNode));
         ops.push(Link { a: i, b: i });
         if i % 3 == 0 {
@@ -289,7 +289,7 @@ fn automatic() -> Vec<Op> {
         SetPolicy { kind: 2, work: 3 }, // incremental, tiny budget
         Resurrect { r: 1, on: true },
     ]);
-    for i in 0..12 {
+    for i in 0..8 {
         ops.push(AllocChild {
             parent: i,
             kind: Kind::Node,
@@ -320,8 +320,8 @@ fn automatic() -> Vec<Op> {
 fn automatic_collections_follow_the_thresholds_and_the_policy() {
     run(&automatic(), |m| {
         let collections: usize = m.stats.iter().map(|s| s.0).sum();
-        assert!(collections >= 8, "automatic collections ran: {:?}", m.stats);
-        assert!(m.stats[1].0 >= 1, "incremental steps (reported as generation 1) ran");
+        assert!(collections >= 5, "automatic collections ran: {:?}", m.stats);
+        assert!(m.steps >= 1, "incremental steps ran");
         assert!(m.stats[2].0 >= 1);
     });
 }
@@ -522,7 +522,10 @@ fn fuzz_seeds_are_the_named_sequences_and_pass() {
             encode(ops),
             "fuzz/corpus/ops/seed-{name} is stale: regenerate it"
         );
-        Harness::run(&decode(bytes));
+        if !cfg!(miri) {
+            // (Under Miri the named tests already run these sequences.)
+            Harness::run(&decode(bytes));
+        }
     }
 }
 

@@ -662,6 +662,8 @@ pub struct Model {
     pub policy: Policy,
     /// (collections, collected) per generation.
     pub stats: [(usize, usize); 3],
+    /// Incremental steps observed.
+    pub steps: usize,
 }
 
 impl Default for Model {
@@ -686,6 +688,7 @@ impl Model {
             enabled: true,
             policy: Policy::Generational,
             stats: [(0, 0); 3],
+            steps: 0,
         }
     }
 
@@ -1340,11 +1343,7 @@ impl Harness {
             }
         }
         let target_cleared: Vec<bool> = (0..n)
-            .map(|t| {
-                dead[t]
-                    || (surviving[t] > 0
-                        && handles.get(&(t as u32)).is_some_and(|h| h.weak_count() == 0))
-            })
+            .map(|t| dead[t] || (surviving[t] > 0 && handles.get(&(t as u32)).is_some_and(|h| h.weak_count() == 0)))
             .collect();
         for wid in 0..m.weaks.len() {
             let w = m.weaks[wid].clone();
@@ -1414,6 +1413,7 @@ impl Harness {
         }
         m.stats[1].0 += 1;
         m.stats[1].1 += collected;
+        m.steps += 1;
     }
 
     /// Handles to every object reachable from the roots, the graveyard and
