@@ -16,12 +16,14 @@
 //! callbacks), `tests/handles.rs` (a limit reached while building a list).
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use rcgc::alloc::AllocErrorKind;
 use rcgc::{Finalize, Gc, GcPhase, Heap, Trace, Weak};
+
+mod common;
+use common::{panic_message, Sink};
 
 /// Counts events (drops, finalizer runs) shared with user code.
 #[derive(Clone, Default)]
@@ -34,39 +36,6 @@ impl Counter {
     fn bump(&self) {
         self.0.set(self.0.get() + 1);
     }
-}
-
-/// The heap's debug sink (where panics in user code are reported).
-#[derive(Clone, Default)]
-struct Sink(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink {
-    fn attach(heap: &Heap) -> Sink {
-        let sink = Sink::default();
-        heap.set_debug_sink(sink.clone());
-        sink
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.borrow()).into_owned()
-    }
-}
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 type DropHook = Box<dyn FnOnce(&Node)>;
@@ -166,7 +135,7 @@ fn a_panicking_drop_on_the_refcount_path_propagates_and_still_frees_the_object()
     link(&parent, &child);
     drop(child);
     let result = catch_unwind(AssertUnwindSafe(move || drop(parent)));
-    assert_eq!(message(&*result.unwrap_err()), "drop exploded");
+    assert_eq!(panic_message(&*result.unwrap_err()), "drop exploded");
     assert_eq!(drops.get(), 2, "the panicking node and its child were dropped");
     assert_eq!(heap.object_count(), 0);
     assert_eq!(heap.bytes_in_use(), 0);
@@ -197,7 +166,7 @@ fn a_panicking_drop_deep_in_a_release_cascade_frees_the_whole_chain() {
     }
     drop(tail);
     let result = catch_unwind(AssertUnwindSafe(move || drop(head)));
-    assert_eq!(message(&*result.unwrap_err()), "deep drop exploded");
+    assert_eq!(panic_message(&*result.unwrap_err()), "deep drop exploded");
     assert_eq!(drops.get(), n, "every node of the chain was dropped");
     assert_eq!(heap.object_count(), 0, "every node of the chain was freed");
 }
@@ -396,7 +365,7 @@ fn a_drop_stashing_a_handle_to_its_torn_down_self_gets_a_dead_handle_never_a_dan
     assert!(Gc::try_deref(&dead).is_none());
     assert_eq!(heap.object_count(), 1, "the block stays while the handle exists");
     let result = catch_unwind(AssertUnwindSafe(|| dead.me.borrow().is_some()));
-    assert!(message(&*result.unwrap_err()).contains("dead"));
+    assert!(panic_message(&*result.unwrap_err()).contains("dead"));
     drop(dead);
     assert_eq!(heap.object_count(), 0);
     assert_eq!(heap.bytes_in_use(), 0);

@@ -12,12 +12,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{self, Write};
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use rcgc::collect::Manual;
 use rcgc::{AnyGc, DebugFlags, Finalize, Gc, GcError, GcInfo, GcPhase, Heap, Trace, Tracer, Weak};
+
+mod common;
+use common::{panic_message, Sink};
 
 // ---------------------------------------------------------------------------
 // Test tools
@@ -67,33 +70,6 @@ unsafe impl Trace for Probe {
     fn trace(&self, _: &mut Tracer<'_>) {}
 }
 
-/// The heap's debug output, captured.
-#[derive(Clone, Default)]
-struct Sink(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink {
-    fn attach(heap: &Heap) -> Sink {
-        let sink = Sink::default();
-        heap.set_debug_sink(sink.clone());
-        sink
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.borrow()).into_owned()
-    }
-}
-
 /// Every (phase, info) a collection callback saw.
 type Collections = Rc<RefCell<Vec<(GcPhase, GcInfo)>>>;
 
@@ -136,14 +112,6 @@ fn on_small_stack(f: impl FnOnce() + Send + 'static) {
         .expect("spawn a thread")
         .join()
         .expect("the small-stack thread panicked");
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------

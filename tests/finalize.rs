@@ -5,6 +5,9 @@ use std::rc::Rc;
 
 use rcgc::{finalize, Finalizer, Gc, Heap, Trace};
 
+mod common;
+use common::Sink;
+
 type Log = Rc<RefCell<Vec<String>>>;
 
 fn push(log: &Log, line: &str) -> impl FnOnce() + 'static {
@@ -121,20 +124,8 @@ fn a_fired_finalizer_releases_its_closure() {
 /// next; a panic in one is reported and the rest still run.
 #[test]
 fn exit_runs_atexit_finalizers_newest_first() {
-    #[derive(Clone, Default)]
-    struct Sink(Rc<RefCell<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let heap = Heap::new();
-    let sink = Sink::default();
-    heap.set_debug_sink(sink.clone());
+    let sink = Sink::attach(&heap);
     let log = Log::default();
     let foo = heap.alloc(String::from("foo"));
     let _f1 = finalize(&foo, push(&log, "f1"));
@@ -159,7 +150,7 @@ fn exit_runs_atexit_finalizers_newest_first() {
     assert_eq!(*log.borrow(), ["f4", "f3", "g", "f1"]);
     assert!(!f2.alive(), "not atexit: detached, never run");
     assert!(other.alive(), "another heap's finalizers are not touched");
-    let report = String::from_utf8(sink.0.borrow().clone()).unwrap();
+    let report = sink.text();
     assert!(report.contains("f3 failed"), "{report}");
     drop(foo);
     assert_eq!(log.borrow().len(), 4);

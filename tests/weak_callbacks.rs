@@ -5,6 +5,9 @@ use std::rc::Rc;
 
 use rcgc::{Finalize, Gc, Heap, Trace, Weak};
 
+mod common;
+use common::Sink;
+
 type Log = Rc<RefCell<Vec<String>>>;
 
 fn logger(log: &Log, line: &str) -> impl FnOnce(&Weak<Item>) + 'static {
@@ -177,20 +180,8 @@ fn weak_refs_inside_the_garbage_never_call_back() {
 /// A panicking callback is reported and the other callbacks still run.
 #[test]
 fn a_panicking_callback_does_not_stop_the_others() {
-    #[derive(Clone, Default)]
-    struct Sink(Rc<RefCell<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let heap = Heap::new();
-    let sink = Sink::default();
-    heap.set_debug_sink(sink.clone());
+    let sink = Sink::attach(&heap);
     let log = Log::default();
     let obj = item(&heap, "o", &log);
     let w1 = Gc::downgrade_with_callback(&obj, logger(&log, "cb1"));
@@ -198,7 +189,7 @@ fn a_panicking_callback_does_not_stop_the_others() {
     let w3 = Gc::downgrade_with_callback(&obj, logger(&log, "cb3"));
     drop(obj);
     assert_eq!(*log.borrow(), ["del o", "cb3", "cb1"]);
-    let report = String::from_utf8(sink.0.borrow().clone()).unwrap();
+    let report = sink.text();
     assert!(
         report.contains("weak reference callback") && report.contains("boom"),
         "{report}"

@@ -1,0 +1,48 @@
+//! Helpers shared by several test targets (a module, not a test target).
+
+// Each test target compiles its own copy and uses only part of it.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::rc::Rc;
+
+use rcgc::Heap;
+
+/// A heap's debug output (where panics in user code are reported), captured.
+#[derive(Clone, Default)]
+pub struct Sink(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink {
+    /// A new sink, installed as `heap`'s debug sink.
+    pub fn attach(heap: &Heap) -> Sink {
+        let sink = Sink::default();
+        heap.set_debug_sink(sink.clone());
+        sink
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+/// The message of a caught panic (empty for a non-string payload).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
