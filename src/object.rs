@@ -318,6 +318,15 @@ impl TrackedHeader {
             .set(word.map_addr(|addr| if on { addr | flag } else { addr & !flag }));
     }
 
+    /// Whether the object is in no generation list and in no running
+    /// collection: the collector does not see it (immortal, dead, or never
+    /// tracked because its handles are fixed and lead only to untracked
+    /// objects; frozen objects are listed in the permanent generation).
+    #[inline(always)]
+    pub(crate) fn is_untracked(&self) -> bool {
+        self.slot.get() == NO_SLOT && !self.has(flags::COLLECTING)
+    }
+
     pub(crate) fn generation(&self) -> usize {
         (self.bits() & flags::GEN_MASK) >> flags::GEN_SHIFT
     }

@@ -260,3 +260,45 @@ fn derive_computes_fixed_edges_from_the_fields() {
         assert_eq!(fixed, expected, "{name}");
     }
 }
+
+/// An immutable object made during a collection that points to one of the
+/// collection's candidates is tracked: the candidate is out of the
+/// generation lists while the collection runs, but it is not untracked.
+#[test]
+fn an_immutable_object_pointing_into_a_running_collection_is_tracked() {
+    type Saved = Rc<RefCell<Option<Gc<Option<Gc<Resurrector>>>>>>;
+    #[derive(Trace)]
+    #[trace(finalize)]
+    struct Resurrector {
+        me: RefCell<Option<Gc<Resurrector>>>,
+        #[trace(skip)]
+        saved: Saved,
+    }
+    impl rcgc::Finalize for Resurrector {
+        fn finalize(this: &Gc<Self>) {
+            // An immutable wrapper around the candidate, on the current heap
+            // (which resurrects the candidate).
+            *this.saved.borrow_mut() = Some(Gc::new(Some(this.clone())));
+        }
+    }
+    let heap = Heap::new();
+    let saved: Saved = Rc::new(RefCell::new(None));
+    heap.enter(|| {
+        let x = heap.alloc(Resurrector {
+            me: RefCell::new(None),
+            saved: saved.clone(),
+        });
+        *x.me.borrow_mut() = Some(x.clone());
+        drop(x);
+        assert_eq!(heap.collect(), 0, "resurrected");
+    });
+    let wrapper = saved.borrow_mut().take().expect("the finalizer ran");
+    assert!(
+        heap.is_tracked(&wrapper),
+        "its referent was a candidate when it was made"
+    );
+    let x = wrapper.as_ref().clone().unwrap();
+    x.me.borrow_mut().take();
+    drop((wrapper, x));
+    assert_eq!(heap.object_count(), 0);
+}

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::alloc::{usable_size, AllocError, AllocErrorKind, Allocator};
 use crate::heap::current;
 use crate::heap::inner::{DepthGuard, HeapInner, MAX_RELEASE_DEPTH};
-use crate::object::{self, flags, LeafHeader, ObjectKind, TrackedHeader, IMMORTAL, NO_SLOT, UNTRACKED_GEN};
+use crate::object::{self, flags, LeafHeader, ObjectKind, TrackedHeader, IMMORTAL, UNTRACKED_GEN};
 use crate::trace::{Edge, Trace, Tracer};
 
 use super::weak::{self, Weak};
@@ -193,7 +193,7 @@ impl<T: Trace + 'static> Gc<T> {
                 unsafe {
                     let header = object::tracked_header(this.value());
                     let h = header.as_ref();
-                    if h.slot.get() == NO_SLOT && !h.has(flags::COLLECTING) {
+                    if h.is_untracked() {
                         heap_of::<T>(this.value(), block_layout::<T>(this.ptr))
                             .as_ref()
                             .track(header);
@@ -375,7 +375,7 @@ fn refers_only_to_untracked<T: Trace>(value: &T) -> bool {
             // SAFETY: edges come from `Gc` handles owned by `value`, which
             // keep their referents allocated.
             let h = unsafe { object::tracked_header(referent).as_ref() };
-            only_untracked &= h.slot.get() == NO_SLOT && !h.has(flags::COLLECTING);
+            only_untracked &= h.is_untracked();
         }
     };
     let mut tracer = Tracer::new(&mut visit);

@@ -179,7 +179,7 @@ impl HeapInner {
     pub(crate) unsafe fn untrack(&self, header: NonNull<TrackedHeader>) {
         // SAFETY: the caller guarantees a live tracked header.
         let h = unsafe { header.as_ref() };
-        if h.slot.get() == object::NO_SLOT && !h.has(flags::COLLECTING) {
+        if h.is_untracked() {
             // Never tracked (immutable, see `Trace::FIXED_EDGES`), or no longer:
             // it was not counted in generation 0 either.
             return;
