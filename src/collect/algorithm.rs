@@ -395,35 +395,57 @@ fn mark_garbage_weak_refs(inner: &HeapInner) {
 /// panicking `Drop` is reported and the loop resumes with the next object.
 fn tear_down_work_list(inner: &HeapInner) {
     let len = inner.with_work(|work| work.len());
-    let mut next = 0;
     let mut temp: Option<AnyGc> = None;
-    while next < len {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            while next < len {
-                let index = next;
-                next += 1;
-                let Some(header) = inner.with_work(|work| work[index]) else {
-                    continue;
-                };
-                // SAFETY: entries in `work` are live; the temporary handle
-                // keeps the object allocated while its value is dropped.
-                let Some(handle) = (unsafe { AnyGc::from_header(header) }) else {
-                    continue;
-                };
-                // SAFETY: as above.
-                let h = unsafe { header.as_ref() };
-                h.set(flags::DEAD, true);
-                temp = Some(handle);
-                // SAFETY: the value is live and, being DEAD, never read or
-                // dropped again.
-                unsafe { (h.vtable().drop_value)(object::value_of(header)) };
-                drop(temp.take()); // frees the block if this was the last count
-            }
-        }));
-        if let Err(panic) = result {
+    for_each_guarded(
+        len,
+        &mut temp,
+        |temp, index| {
+            let Some(header) = inner.with_work(|work| work[index]) else {
+                return;
+            };
+            // SAFETY: entries in `work` are live; the temporary handle
+            // keeps the object allocated while its value is dropped.
+            let Some(handle) = (unsafe { AnyGc::from_header(header) }) else {
+                return;
+            };
+            // SAFETY: as above.
+            let h = unsafe { header.as_ref() };
+            h.set(flags::DEAD, true);
+            *temp = Some(handle);
+            // SAFETY: the value is live and, being DEAD, never read or
+            // dropped again.
+            unsafe { (h.vtable().drop_value)(object::value_of(header)) };
+            drop(temp.take()); // frees the block if this was the last count
+        },
+        |temp, _, panic| {
             let type_name = temp.as_ref().map_or("<unknown>", AnyGc::type_name);
             inner.report_panic(format_args!("Drop of {type_name}"), &*panic);
             drop(temp.take());
+        },
+    );
+}
+
+/// Runs `body(state, i)` for every `i` in `0..n` under one unwind guard for
+/// the whole loop (not one per item, which costs a call per object on the
+/// collector's hottest loops): if `body` panics for `i`,
+/// `on_panic(state, i, payload)` runs and the loop resumes at `i + 1`.
+fn for_each_guarded<S>(
+    n: usize,
+    state: &mut S,
+    mut body: impl FnMut(&mut S, usize),
+    mut on_panic: impl FnMut(&mut S, usize, Box<dyn core::any::Any + Send>),
+) {
+    let mut next = 0;
+    while next < n {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            while next < n {
+                let i = next;
+                next += 1;
+                body(state, i);
+            }
+        }));
+        if let Err(panic) = result {
+            on_panic(state, next - 1, panic);
         }
     }
 }
@@ -471,37 +493,34 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
         any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
     }
     // A count of zero means a release queued while tracing: leave it be.
-    let mut root: Vec<bool> = refs.iter().map(|&count| count == 0).collect();
-    let mut over_reported = Vec::new();
-    // One unwind guard for the whole loop (not one per object): a panicking
-    // trace makes its object a root and the loop resumes after it.
-    let mut next = 0;
-    while next < n {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            while next < n {
-                let i = next;
-                next += 1;
-                let complete = trace_unguarded(cands[i], &mut |edge| {
-                    if let Some(j) = index_of(edge, cands) {
-                        if refs[j] == 0 {
-                            over_reported.push((i, j));
-                        } else {
-                            refs[j] -= 1;
-                        }
+    let root: Vec<bool> = refs.iter().map(|&count| count == 0).collect();
+    // A panicking trace makes its object a root.
+    let mut subtraction = (refs, root, Vec::new());
+    for_each_guarded(
+        n,
+        &mut subtraction,
+        |(refs, root, over_reported), i| {
+            let complete = trace_unguarded(cands[i], &mut |edge| {
+                if let Some(j) = index_of(edge, cands) {
+                    if refs[j] == 0 {
+                        over_reported.push((i, j));
+                    } else {
+                        refs[j] -= 1;
                     }
-                });
-                if !complete {
-                    // Untraceable now (a borrowed RefCell): keep it and what
-                    // it reaches; its hidden referents look referenced from outside.
-                    root[i] = true;
                 }
+            });
+            if !complete {
+                // Untraceable now (a borrowed RefCell): keep it and what
+                // it reaches; its hidden referents look referenced from outside.
+                root[i] = true;
             }
-        }));
-        if let Err(panic) = result {
-            root[next - 1] = true;
-            report_trace_panic(inner, cands[next - 1], &*panic);
-        }
-    }
+        },
+        |(_, root, _), i, panic| {
+            root[i] = true;
+            report_trace_panic(inner, cands[i], &*panic);
+        },
+    );
+    let (refs, mut root, over_reported) = subtraction;
     for (from, to) in over_reported {
         root[to] = true;
         report_over_reporting(inner, cands[from], cands[to]);
