@@ -397,7 +397,11 @@ fn a_drop_stashing_a_handle_to_its_torn_down_self_gets_a_dead_handle_never_a_dan
     assert!(!Gc::is_alive(&dead));
     assert!(Gc::try_deref(&dead).is_none());
     assert_eq!(heap.object_count(), 1, "the block stays while the handle exists");
-    assert!(sink.text().contains("torn down while 1 handle(s) remain"), "{}", sink.text());
+    assert!(
+        sink.text().contains("torn down while 1 handle(s) remain"),
+        "{}",
+        sink.text()
+    );
     let result = catch_unwind(AssertUnwindSafe(|| dead.me.borrow().is_some()));
     assert!(message(&*result.unwrap_err()).contains("dead"));
     drop(dead);
