@@ -20,7 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use rcgc::alloc::AllocErrorKind;
-use rcgc::{Finalize, Gc, GcPhase, Heap, Trace, Weak};
+use rcgc::{DebugFlags, Finalize, Gc, GcPhase, Heap, Trace, Weak};
 
 mod common;
 use common::{panic_message, Sink};
@@ -352,6 +352,8 @@ fn a_drop_stashing_a_handle_to_its_torn_down_self_gets_a_dead_handle_never_a_dan
         }
     }
     let heap = Heap::new();
+    heap.set_debug(DebugFlags::UNCOLLECTABLE);
+    let sink = Sink::attach(&heap);
     let stash: Rc<RefCell<Option<Gc<Stasher>>>> = Rc::default();
     let s = heap.alloc(Stasher {
         me: RefCell::new(None),
@@ -364,6 +366,11 @@ fn a_drop_stashing_a_handle_to_its_torn_down_self_gets_a_dead_handle_never_a_dan
     assert!(!Gc::is_alive(&dead));
     assert!(Gc::try_deref(&dead).is_none());
     assert_eq!(heap.object_count(), 1, "the block stays while the handle exists");
+    assert!(
+        sink.text().contains("torn down while 1 handle(s) remain"),
+        "{}",
+        sink.text()
+    );
     let result = catch_unwind(AssertUnwindSafe(|| dead.me.borrow().is_some()));
     assert!(panic_message(&*result.unwrap_err()).contains("dead"));
     drop(dead);

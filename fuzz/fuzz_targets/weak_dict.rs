@@ -118,32 +118,76 @@ fn which(w: u8) -> usize {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Create { cyclic: bool },
-    DropRoot { r: u8 },
+    Create {
+        cyclic: bool,
+    },
+    DropRoot {
+        r: u8,
+    },
     Collect,
     /// `set_threshold([t0 % 16, 1, 1])`: automatic collections (0: off).
-    SetThreshold { t0: u8 },
-    VInsert { key: u8, r: u8 },
-    VRemove { key: u8 },
-    VGet { key: u8 },
-    VGetOrInsert { key: u8, r: u8 },
+    SetThreshold {
+        t0: u8,
+    },
+    VInsert {
+        key: u8,
+        r: u8,
+    },
+    VRemove {
+        key: u8,
+    },
+    VGet {
+        key: u8,
+    },
+    VGetOrInsert {
+        key: u8,
+        r: u8,
+    },
     VPop,
-    KInsert { r: u8, value: u8 },
-    KRemove { r: u8 },
-    KGet { r: u8 },
-    KGetOrInsert { r: u8, value: u8 },
+    KInsert {
+        r: u8,
+        value: u8,
+    },
+    KRemove {
+        r: u8,
+    },
+    KGet {
+        r: u8,
+    },
+    KGetOrInsert {
+        r: u8,
+        value: u8,
+    },
     KPop,
-    SInsert { r: u8 },
-    SRemove { r: u8 },
-    SContains { r: u8 },
+    SInsert {
+        r: u8,
+    },
+    SRemove {
+        r: u8,
+    },
+    SContains {
+        r: u8,
+    },
     SPop,
     /// Keeps the entries whose object index has parity `odd`.
-    Retain { which: u8, odd: bool },
-    Clear { which: u8 },
+    Retain {
+        which: u8,
+        odd: bool,
+    },
+    Clear {
+        which: u8,
+    },
     /// Clones the collection; the clone must hold the same entries.
-    CloneCompare { which: u8 },
+    CloneCompare {
+        which: u8,
+    },
     /// Iterates; after `after` items drops root `r`, or collects.
-    IterateWhileDying { which: u8, after: u8, r: u8, collect: bool },
+    IterateWhileDying {
+        which: u8,
+        after: u8,
+        r: u8,
+        collect: bool,
+    },
     ReleaseRemoved,
 }
 
@@ -286,7 +330,12 @@ impl Harness {
             Op::KInsert { r, value } => {
                 let Some(o) = self.rooted(r) else { return };
                 let old = self.keys.insert(&o, Value::new(value)).map(|v| v.0);
-                assert_eq!(old, self.mk.insert(o.idx, value), "WeakKeyDictionary::insert({})", o.idx);
+                assert_eq!(
+                    old,
+                    self.mk.insert(o.idx, value),
+                    "WeakKeyDictionary::insert({})",
+                    o.idx
+                );
             }
             Op::KRemove { r } => {
                 let Some(o) = self.rooted(r) else { return };
@@ -313,7 +362,12 @@ impl Harness {
             }
             Op::SRemove { r } => {
                 let Some(o) = self.rooted(r) else { return };
-                assert_eq!(self.set.remove(&o), self.ms.remove(&o.idx), "WeakSet::remove({})", o.idx);
+                assert_eq!(
+                    self.set.remove(&o),
+                    self.ms.remove(&o.idx),
+                    "WeakSet::remove({})",
+                    o.idx
+                );
             }
             Op::SContains { r } => {
                 let Some(o) = self.rooted(r) else { return };
@@ -381,7 +435,12 @@ impl Harness {
                     }
                 }
             }
-            Op::IterateWhileDying { which: w, after, r, collect } => {
+            Op::IterateWhileDying {
+                which: w,
+                after,
+                r,
+                collect,
+            } => {
                 let after = after as usize % 8;
                 // Which root to drop, decided before the collections are borrowed.
                 let victim = (!self.roots.is_empty()).then(|| r as usize % self.roots.len());
@@ -427,7 +486,11 @@ impl Harness {
             Op::ReleaseRemoved => {
                 self.values.release_removed();
                 self.keys.release_removed();
-                assert_eq!(LIVE_KEYS.with(Cell::get), self.values.len() as isize, "keys after release_removed");
+                assert_eq!(
+                    LIVE_KEYS.with(Cell::get),
+                    self.values.len() as isize,
+                    "keys after release_removed"
+                );
                 assert_eq!(
                     LIVE_VALUES.with(Cell::get),
                     self.keys.len() as isize,
@@ -455,7 +518,11 @@ impl Harness {
         assert_eq!(self.keys.len(), self.mk.len(), "WeakKeyDictionary::len");
         assert_eq!(self.set.len(), self.ms.len(), "WeakSet::len");
         for k in 0..KEYS {
-            assert_eq!(self.values.contains_key(&Key::new(k)), self.mv.contains_key(&k), "contains_key({k})");
+            assert_eq!(
+                self.values.contains_key(&Key::new(k)),
+                self.mv.contains_key(&k),
+                "contains_key({k})"
+            );
         }
         for w in 0..3 {
             assert_eq!(self.yielded(w), self.expected(w), "entries of collection {w}");
@@ -469,8 +536,14 @@ impl Harness {
                 + usize::from(self.ms.contains(&i));
             assert_eq!(Gc::weak_count(root), entries, "weak_count of {i}: one per entry");
         }
-        assert!(LIVE_KEYS.with(Cell::get) >= self.values.len() as isize, "keys dropped too early");
-        assert!(LIVE_VALUES.with(Cell::get) >= self.keys.len() as isize, "values dropped too early");
+        assert!(
+            LIVE_KEYS.with(Cell::get) >= self.values.len() as isize,
+            "keys dropped too early"
+        );
+        assert!(
+            LIVE_VALUES.with(Cell::get) >= self.keys.len() as isize,
+            "values dropped too early"
+        );
     }
 
     fn finish(self) {
@@ -489,7 +562,10 @@ impl Harness {
         assert_eq!(heap.bytes_in_use(), 0, "bytes left");
         assert_eq!(LIVE_KEYS.with(Cell::get), 0, "keys left");
         assert_eq!(LIVE_VALUES.with(Cell::get), 0, "values left");
-        assert!(DEAD.with(|d| d.borrow().iter().all(|&dead| dead)), "an object never died");
+        assert!(
+            DEAD.with(|d| d.borrow().iter().all(|&dead| dead)),
+            "an object never died"
+        );
     }
 }
 
