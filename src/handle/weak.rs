@@ -40,7 +40,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::alloc::{AllocError, Allocator};
+use crate::alloc::{AllocError, Allocator, POOL_SIZE};
 use crate::heap::inner::HeapInner;
 use crate::object::{self, flags, ObjectKind};
 use crate::trace::{Edge, Trace, Tracer};
@@ -64,6 +64,323 @@ pub(crate) struct WeakSlot {
 
 const SLOT_LAYOUT: Layout = Layout::new::<WeakSlot>();
 const _: () = assert!(SLOT_LAYOUT.size() == 48);
+
+/// Bits of a leaf object's `flags` word below its slot number (the flags).
+const LEAF_NUMBER_SHIFT: u32 = 8;
+const _: () = assert!(flags::ALL < 1 << LEAF_NUMBER_SHIFT);
+/// Bits of a slot number giving the slot's offset in its pool, in words.
+const OFFSET_BITS: u32 = (POOL_SIZE / SLOT_ALIGN).trailing_zeros();
+/// Pools that can hold numbered slots at once.
+const MAX_SLOT_POOLS: usize = (1 << (32 - LEAF_NUMBER_SHIFT - OFFSET_BITS)) - 1;
+const SLOT_ALIGN: usize = core::mem::align_of::<WeakSlot>();
+const _: () = assert!(
+    crate::alloc::SizeClass::for_layout(SLOT_LAYOUT).is_some() && POOL_SIZE.is_power_of_two(),
+    "slots are small blocks, each inside its POOL_SIZE-aligned pool"
+);
+
+/// How an object with `HAS_WEAK` finds its [`WeakSlot`] (one table per
+/// heap, in `HeapInner`).
+///
+/// A leaf object keeps its slot's *number* in the spare high bits of its
+/// `flags` word: the slot's pool (a small index into `pools`) and its offset
+/// in that pool. So a leaf reaches its slot with no lookup beyond `pools`,
+/// a short vector that stays in cache. A tracked object, whose header has no
+/// spare bits, is looked up by address in `by_address`, as is a leaf if
+/// every pool number is taken.
+pub(crate) struct WeakTable {
+    /// Object value address → slot, for objects without a slot number.
+    by_address: hashbrown::HashMap<usize, NonNull<WeakSlot>, AddressHash>,
+    /// The pools holding numbered slots (`None`: a free pool number).
+    pools: Vec<Option<SlotPool>>,
+    /// Free pool numbers.
+    free_pools: Vec<u32>,
+    /// Pool start address → its number in `pools`.
+    pool_numbers: hashbrown::HashMap<usize, u32, AddressHash>,
+    /// A direct-mapped cache of `pool_numbers` (start address, number),
+    /// indexed by low bits of the pool's address: new slots come from few
+    /// pools, which are then found without a lookup.
+    recent: [(usize, u32); RECENT_POOLS],
+    /// Freed slots kept for reuse, at most [`SPARE_SLOTS`], while other slots
+    /// live: a weak cache churning its entries reuses a handful of warm slots
+    /// instead of going through the allocator (and its pool headers) twice
+    /// per entry. Still allocated, so counted by `bytes_in_use`; all given
+    /// back when the last slot is freed.
+    spare: Vec<NonNull<WeakSlot>>,
+    /// Slots handed out and not freed.
+    live_slots: usize,
+}
+
+/// Most freed slots a [`WeakTable`] keeps for reuse.
+const SPARE_SLOTS: usize = 32;
+
+/// Entries of [`WeakTable::recent`].
+const RECENT_POOLS: usize = 16;
+
+/// The entry of [`WeakTable::recent`] for the pool starting at `key`.
+#[inline(always)]
+fn recent_index(key: usize) -> usize {
+    (key / POOL_SIZE) % RECENT_POOLS
+}
+
+/// A pool of the slot size class with numbered slots in it.
+struct SlotPool {
+    /// The pool's start (the provenance to reach every slot in it).
+    start: NonNull<u8>,
+    /// Numbered slots in it; the pool is forgotten when this reaches zero
+    /// (it is live until then: it holds a live block).
+    slots: u32,
+}
+
+impl WeakTable {
+    pub(crate) fn new() -> WeakTable {
+        WeakTable {
+            by_address: hashbrown::HashMap::default(),
+            pools: Vec::new(),
+            free_pools: Vec::new(),
+            pool_numbers: hashbrown::HashMap::default(),
+            recent: [(0, 0); RECENT_POOLS],
+            spare: Vec::new(),
+            live_slots: 0,
+        }
+    }
+
+    /// Gives the live slot `slot` a number (never 0), if a pool number is left.
+    #[inline]
+    fn number(&mut self, slot: NonNull<WeakSlot>) -> Option<u32> {
+        let key = slot.addr().get() & !(POOL_SIZE - 1);
+        let recent = &self.recent[recent_index(key)];
+        let index = if recent.0 == key {
+            recent.1
+        } else {
+            self.pool_number(slot)?
+        };
+        let pool = self.pools[index as usize].as_mut().expect("a numbered pool");
+        pool.slots += 1;
+        let offset = (slot.addr().get() - key) / SLOT_ALIGN;
+        Some((index + 1) << OFFSET_BITS | offset as u32)
+    }
+
+    /// The number of `slot`'s pool, given one if it has none, and cached in
+    /// `recent`; `None` if every number is taken.
+    #[cold]
+    #[inline(never)]
+    fn pool_number(&mut self, slot: NonNull<WeakSlot>) -> Option<u32> {
+        let start = slot.cast::<u8>().map_addr(|a| nonzero_addr(a.get() & !(POOL_SIZE - 1)));
+        let key = start.addr().get();
+        let index = match self.pool_numbers.get(&key) {
+            Some(&index) => index,
+            None => {
+                let index = match self.free_pools.pop() {
+                    Some(index) => index,
+                    None if self.pools.len() < MAX_SLOT_POOLS => {
+                        self.pools.push(None);
+                        (self.pools.len() - 1) as u32
+                    }
+                    None => return None,
+                };
+                self.pools[index as usize] = Some(SlotPool { start, slots: 0 });
+                self.pool_numbers.insert(key, index);
+                index
+            }
+        };
+        self.recent[recent_index(key)] = (key, index);
+        Some(index)
+    }
+
+    /// The slot numbered `number`.
+    fn numbered(&self, number: u32) -> NonNull<WeakSlot> {
+        let pool = self.pools[(number >> OFFSET_BITS) as usize - 1]
+            .as_ref()
+            .expect("a numbered pool");
+        let offset = (number & ((1 << OFFSET_BITS) - 1)) as usize * SLOT_ALIGN;
+        // SAFETY: the offset of a numbered slot in its pool, which is live
+        // while the slot is; `start` has the provenance of the whole pool.
+        unsafe { pool.start.add(offset).cast() }
+    }
+
+    /// Frees `number`, returning its slot.
+    fn unnumber(&mut self, number: u32) -> NonNull<WeakSlot> {
+        let slot = self.numbered(number);
+        let index = (number >> OFFSET_BITS) - 1;
+        let pool = self.pools[index as usize].as_mut().expect("a numbered pool");
+        pool.slots -= 1;
+        if pool.slots == 0 {
+            // The pool may be freed with the slot: forget it.
+            let key = pool.start.addr().get();
+            self.pools[index as usize] = None;
+            self.pool_numbers.remove(&key);
+            self.free_pools.push(index);
+            if self.recent[recent_index(key)].0 == key {
+                self.recent[recent_index(key)] = (0, 0);
+            }
+        }
+        slot
+    }
+}
+
+/// A new, uninitialised slot block of `inner`: a spare one, or from the allocator.
+#[inline]
+fn alloc_slot(inner: &HeapInner) -> Result<NonNull<WeakSlot>, AllocError> {
+    let slot = match inner.with_weak_table(|table| table.spare.pop()) {
+        Some(slot) => slot,
+        None => inner.allocator.alloc(SLOT_LAYOUT)?.cast(),
+    };
+    inner.with_weak_table(|table| table.live_slots += 1);
+    inner.block_allocated();
+    Ok(slot)
+}
+
+/// Frees a slot block of `inner` (to the spares, or to the allocator).
+///
+/// # Safety
+/// `slot` came from [`alloc_slot`] on `inner` and is not used again.
+#[inline]
+unsafe fn free_slot(inner: &HeapInner, slot: NonNull<WeakSlot>) {
+    inner.block_freed();
+    let kept = inner.with_weak_table(|table| {
+        table.live_slots -= 1;
+        if table.live_slots > 0 && table.spare.len() < SPARE_SLOTS {
+            table.spare.push(slot);
+            true
+        } else {
+            false
+        }
+    });
+    if !kept {
+        // SAFETY: forwarded; spare slots are unused blocks of the slot layout.
+        unsafe {
+            inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT);
+            if inner.with_weak_table(|table| table.live_slots == 0) {
+                release_spares(inner);
+            }
+        }
+    }
+}
+
+/// Gives every spare slot back to the allocator.
+///
+/// # Safety
+/// The spare slots are unused blocks of `inner`.
+#[cold]
+#[inline(never)]
+unsafe fn release_spares(inner: &HeapInner) {
+    let spare = inner.with_weak_table(|table| core::mem::take(&mut table.spare));
+    for slot in spare {
+        // SAFETY: forwarded.
+        unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
+    }
+}
+
+/// A nonzero address (a masked pool start is never zero: pools are not at
+/// address zero).
+fn nonzero_addr(addr: usize) -> core::num::NonZeroUsize {
+    core::num::NonZeroUsize::new(addr).expect("a pool is not at address zero")
+}
+
+/// Hashes object addresses for [`WeakTable::by_address`]. Addresses are
+/// distinct and not chosen by an adversary, so one multiplication mixes
+/// enough; the rotation brings its well-mixed high bits down to where
+/// hashbrown takes the bucket index (it takes its tag from the top bits).
+#[derive(Clone, Copy, Default)]
+struct AddressHash;
+
+impl core::hash::BuildHasher for AddressHash {
+    type Hasher = AddressHasher;
+
+    fn build_hasher(&self) -> AddressHasher {
+        AddressHasher(0)
+    }
+}
+
+struct AddressHasher(u64);
+
+impl core::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
+}
+
+/// The `flags` word of the leaf object at `value`.
+///
+/// # Safety
+/// `value` is the value address of a live leaf object.
+#[inline(always)]
+unsafe fn leaf_flags<'a>(value: NonNull<u8>) -> &'a Cell<u32> {
+    // SAFETY: forwarded.
+    unsafe { &object::leaf_header(value).as_ref().flags }
+}
+
+/// The slot of the live object at `value`, which has `HAS_WEAK`; `tracked`
+/// says its header kind.
+///
+/// # Safety
+/// `value` is a live object of `inner` with that header kind.
+#[inline]
+unsafe fn find_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> NonNull<WeakSlot> {
+    if !tracked {
+        // SAFETY: forwarded.
+        let number = unsafe { leaf_flags(value) }.get() >> LEAF_NUMBER_SHIFT;
+        if number != 0 {
+            return inner.with_weak_table(|table| table.numbered(number));
+        }
+    }
+    inner.with_weak_table(|table| table.by_address[&(value.as_ptr() as usize)])
+}
+
+/// Files the new `slot` of the live object at `value` and sets its `HAS_WEAK` flag.
+///
+/// # Safety
+/// As [`find_slot`]; the object has no slot yet.
+#[inline]
+unsafe fn file_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool, slot: NonNull<WeakSlot>) {
+    if tracked {
+        inner.with_weak_table(|table| table.by_address.insert(value.as_ptr() as usize, slot));
+        // SAFETY: forwarded.
+        unsafe { object::tracked_header(value).as_ref().set(flags::HAS_WEAK, true) };
+        return;
+    }
+    let number = inner.with_weak_table(|table| {
+        let number = table.number(slot);
+        if number.is_none() {
+            table.by_address.insert(value.as_ptr() as usize, slot);
+        }
+        number.unwrap_or(0)
+    });
+    // SAFETY: forwarded; the number bits were clear (no slot).
+    let word = unsafe { leaf_flags(value) };
+    word.set(word.get() | (number << LEAF_NUMBER_SHIFT) | flags::HAS_WEAK as u32);
+}
+
+/// Unfiles the slot of the object at `value`, returning it. A leaf's
+/// `HAS_WEAK` flag is cleared with its slot number; a tracked object's
+/// header is not touched (the caller clears its flag).
+///
+/// # Safety
+/// If `tracked` is false, `value` is a live leaf object of `inner` with
+/// `HAS_WEAK`. (A tracked object's address is only looked up.)
+#[inline]
+unsafe fn unfile_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> Option<NonNull<WeakSlot>> {
+    if !tracked {
+        // SAFETY: forwarded.
+        let word = unsafe { leaf_flags(value) };
+        let number = word.get() >> LEAF_NUMBER_SHIFT;
+        word.set(word.get() & ((1 << LEAF_NUMBER_SHIFT) - 1) & !(flags::HAS_WEAK as u32));
+        if number != 0 {
+            return Some(inner.with_weak_table(|table| table.unnumber(number)));
+        }
+    }
+    inner.with_weak_table(|table| table.by_address.remove(&(value.as_ptr() as usize)))
+}
 
 /// A weak reference with a callback.
 pub(crate) struct CallbackRecord {
@@ -260,12 +577,13 @@ unsafe fn slot_for<T: Trace + ?Sized + 'static>(
 ) -> Result<NonNull<WeakSlot>, AllocError> {
     // SAFETY: the caller guarantees both are live.
     let inner = unsafe { inner.as_ref() };
-    let key = value.as_ptr() as usize;
+    let tracked = ObjectKind::<T>::TRACKED;
     // SAFETY: as above.
     let slot = if unsafe { object::Flags::has::<T>(value, flags::HAS_WEAK) } {
-        inner.with_weak_table(|table| table[&key])
+        // SAFETY: as above.
+        unsafe { find_slot(inner, value, tracked) }
     } else {
-        let slot = inner.allocator.alloc(SLOT_LAYOUT)?.cast::<WeakSlot>();
+        let slot = alloc_slot(inner)?;
         // SAFETY: a fresh block of the slot's layout; the object is live.
         unsafe {
             slot.write(WeakSlot {
@@ -274,10 +592,8 @@ unsafe fn slot_for<T: Trace + ?Sized + 'static>(
                 callbacks: Cell::new(core::ptr::null_mut()),
                 raw: Cell::new(None),
             });
-            object::Flags::set::<T>(value, flags::HAS_WEAK, true);
+            file_slot(inner, value, tracked, slot);
         }
-        inner.block_allocated();
-        inner.with_weak_table(|table| table.insert(key, slot));
         slot
     };
     // SAFETY: slots in the table are live.
@@ -371,10 +687,14 @@ unsafe fn add_record_handle(record: NonNull<CallbackRecord>) {
 }
 
 /// Weak references to the object at `value`, which has `HAS_WEAK`.
-pub(crate) fn weak_count_of(inner: &HeapInner, value: NonNull<u8>) -> usize {
-    let slot = inner.with_weak_table(|table| table[&(value.as_ptr() as usize)]);
-    // SAFETY: slots in the table are live.
-    unsafe { slot.as_ref() }.weak.get()
+///
+/// # Safety
+/// `value` is a live object holding a `T` in `inner`.
+pub(crate) unsafe fn weak_count_of<T: Trace + ?Sized + 'static>(inner: &HeapInner, value: NonNull<u8>) -> usize {
+    // SAFETY: forwarded; filed slots are live.
+    unsafe { find_slot(inner, value, ObjectKind::<T>::TRACKED).as_ref() }
+        .weak
+        .get()
 }
 
 /// One callback due: a record's, or the inline raw callback of a slot.
@@ -390,14 +710,13 @@ impl Due {
     /// # Safety
     /// The batch owns a handle to the record, or a count on the slot.
     unsafe fn release(self) {
-        // SAFETY: forwarded; the object is dead, so there is no flag to clear.
-        let alive = unsafe {
+        // SAFETY: forwarded; the object is dead, so its header kind is not read.
+        unsafe {
             match self {
-                Due::Record(record) => drop_record_handle(record),
-                Due::Inline(slot) => drop_slot_handle(slot),
+                Due::Record(record) => drop_record_handle(record, false),
+                Due::Inline(slot) => drop_slot_handle(slot, false),
             }
-        };
-        debug_assert!(alive.is_none());
+        }
     }
 }
 
@@ -440,41 +759,78 @@ impl PendingCallbacks {
 
     /// Runs the callbacks, skipping those whose weak references are gone or
     /// are garbage; panics are reported.
+    #[inline]
     pub(crate) fn run(mut self, inner: &HeapInner) {
-        let first = self.one.take();
-        let more = core::mem::take(&mut self.more);
-        for due in first.into_iter().chain(more) {
-            match due {
-                Due::Record(record) => {
-                    // SAFETY: the batch holds a handle, so the record is alive.
-                    let r = unsafe { record.as_ref() };
-                    let live_handles = r.handles.get() > 1;
-                    if live_handles && !r.in_garbage.get() {
-                        if let Some(callback) = r.callback.take() {
-                            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(record))) {
-                                inner.report_panic(format_args!("a weak reference callback"), &*panic);
-                            }
-                        } else if let Some(raw) = r.raw.take() {
-                            raw.call(record.as_ptr() as usize);
-                        }
-                    }
-                }
-                Due::Inline(slot) => {
-                    // SAFETY: the batch holds a count on the slot. Dropping
-                    // the `RawWeak` cleared the callback (cancelled it).
-                    if let Some(raw) = unsafe { slot.as_ref() }.raw.take() {
-                        raw.call(slot.as_ptr() as usize);
-                    }
-                }
-            }
+        if let Some(first) = self.one.take() {
             // SAFETY: the batch's handle.
-            unsafe { due.release() };
+            unsafe { first.run(inner) };
+        }
+        if !self.more.is_empty() {
+            self.run_more(inner);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_more(&mut self, inner: &HeapInner) {
+        for due in core::mem::take(&mut self.more) {
+            // SAFETY: the batch's handle.
+            unsafe { due.run(inner) };
         }
     }
 }
 
+impl Due {
+    /// Runs the callback (unless cancelled or owned by garbage), then gives
+    /// back the batch's handle.
+    ///
+    /// # Safety
+    /// The batch owns a handle to the record, or a count on the slot, and
+    /// gives it up here.
+    #[inline]
+    unsafe fn run(self, inner: &HeapInner) {
+        match self {
+            Due::Record(record) => {
+                // SAFETY: the batch holds a handle, so the record is alive.
+                let r = unsafe { record.as_ref() };
+                let live_handles = r.handles.get() > 1;
+                if live_handles && !r.in_garbage.get() {
+                    if let Some(callback) = r.callback.take() {
+                        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(record))) {
+                            inner.report_panic(format_args!("a weak reference callback"), &*panic);
+                        }
+                    } else if let Some(raw) = r.raw.take() {
+                        raw.call(record.as_ptr() as usize);
+                    }
+                }
+            }
+            Due::Inline(slot) => {
+                // SAFETY: the batch holds a count on the slot. Dropping
+                // the `RawWeak` cleared the callback (cancelled it).
+                if let Some(raw) = unsafe { slot.as_ref() }.raw.take() {
+                    raw.call(slot.as_ptr() as usize);
+                }
+            }
+        }
+        // SAFETY: the batch's handle.
+        unsafe { self.release() };
+    }
+}
+
 impl Drop for PendingCallbacks {
+    #[inline]
     fn drop(&mut self) {
+        if self.one.is_some() || !self.more.is_empty() {
+            self.release_all();
+        }
+    }
+}
+
+impl PendingCallbacks {
+    /// Gives back the handles of callbacks not run (a panic unwound `run`).
+    #[cold]
+    #[inline(never)]
+    fn release_all(&mut self) {
         let first = self.one.take();
         let more = core::mem::take(&mut self.more);
         for due in first.into_iter().chain(more) {
@@ -484,11 +840,32 @@ impl Drop for PendingCallbacks {
     }
 }
 
-/// Detaches the weak slot of a dying object: its weak references stop
-/// upgrading. Returns its callbacks, to be run once the caller is ready. The
-/// caller clears the object's `HAS_WEAK` flag.
+/// Detaches the weak slot of the dying tracked object at `value` (the
+/// collector's garbage): its weak references stop upgrading. Returns its
+/// callbacks, to be run once the caller is ready. The caller clears the
+/// object's `HAS_WEAK` flag.
 pub(crate) fn clear(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
-    let Some(slot_ptr) = inner.with_weak_table(|table| table.remove(&(value.as_ptr() as usize))) else {
+    // SAFETY: for a tracked object only the table is read (by address), and
+    // filed slots are live.
+    unsafe { detach(inner, value, true) }
+}
+
+/// [`clear`] for the dying object at `value`, which holds a `T`. Clears a
+/// leaf's `HAS_WEAK` flag; the caller clears a tracked object's.
+///
+/// # Safety
+/// `value` is a live object holding a `T` in `inner`, with `HAS_WEAK`.
+#[inline]
+pub(crate) unsafe fn clear_of<T: Trace + ?Sized + 'static>(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
+    // SAFETY: forwarded.
+    unsafe { detach(inner, value, ObjectKind::<T>::TRACKED) }
+}
+
+/// # Safety
+/// As [`unfile_slot`].
+unsafe fn detach(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> PendingCallbacks {
+    // SAFETY: forwarded.
+    let Some(slot_ptr) = (unsafe { unfile_slot(inner, value, tracked) }) else {
         return PendingCallbacks::none();
     };
     // SAFETY: slots in the table are live; weak references keep them.
@@ -500,6 +877,17 @@ pub(crate) fn clear(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
         slot.weak.set(slot.weak.get() + 1);
         pending.push(Due::Inline(slot_ptr));
     }
+    if !slot.callbacks.get().is_null() {
+        detach_records(slot, &mut pending);
+    }
+    pending
+}
+
+/// Moves the callback records of a dying object's slot to `pending`, which
+/// takes a handle to each.
+#[cold]
+#[inline(never)]
+fn detach_records(slot: &WeakSlot, pending: &mut PendingCallbacks) {
     let mut records = take_list(slot);
     if let Some(first) = records.one.take() {
         pending.push(first);
@@ -511,17 +899,16 @@ pub(crate) fn clear(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
             unsafe { add_record_handle(record) };
         }
     }
-    pending
 }
 
 /// Drops one handle to a callback record (and, with the last, the record and
-/// its callback). Also drops the handle's count on the slot; see
-/// [`drop_slot_handle`] for the result.
+/// its callback). Also drops the handle's count on the slot, as
+/// [`drop_slot_handle`].
 ///
 /// # Safety
-/// The caller owns one handle to the live record.
-#[must_use]
-unsafe fn drop_record_handle(record: NonNull<CallbackRecord>) -> Option<NonNull<u8>> {
+/// The caller owns one handle to the live record; `tracked` is the header
+/// kind of its object.
+unsafe fn drop_record_handle(record: NonNull<CallbackRecord>, tracked: bool) {
     // SAFETY: the caller's handle keeps the record alive.
     let r = unsafe { record.as_ref() };
     let slot = r.slot;
@@ -538,25 +925,26 @@ unsafe fn drop_record_handle(record: NonNull<CallbackRecord>) -> Option<NonNull<
         drop(unsafe { Box::from_raw(record.as_ptr()) });
     }
     // SAFETY: the handle's count on the slot.
-    unsafe { drop_slot_handle(slot) }
+    unsafe { drop_slot_handle(slot, tracked) }
 }
 
 /// Drops one weak handle's count on a slot; frees the slot with the last.
-/// Returns the object if it is alive and just lost its last weak reference:
-/// the caller, which knows its type, must clear its `HAS_WEAK` flag.
+/// If the object is still alive it then has no weak reference left: its
+/// slot is unfiled and its `HAS_WEAK` flag cleared.
 ///
 /// # Safety
-/// The caller owns one count on the live slot.
-#[must_use]
-unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>) -> Option<NonNull<u8>> {
+/// The caller owns one count on the live slot; `tracked` is the header kind
+/// of its object (only read while the object lives).
+unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>, tracked: bool) {
     // SAFETY: the caller's count keeps the slot alive.
     let slot = unsafe { slot_ptr.as_ref() };
     let left = slot.weak.get() - 1;
     slot.weak.set(left);
     if left > 0 {
-        return None;
+        return;
     }
-    // SAFETY: the slot is a live block of its heap; the heap outlives it.
+    // SAFETY: the slot is a live block of its heap; the heap outlives it,
+    // and a set target is a live object of that heap.
     unsafe {
         let inner_ptr =
             NonNull::new_unchecked(Allocator::owner_data_of(slot_ptr.cast(), SLOT_LAYOUT).cast::<HeapInner>());
@@ -564,17 +952,22 @@ unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>) -> Option<NonNull<u8>> {
         let target = slot.target.get();
         if let Some(target) = target {
             // The object lives on without weak references.
-            inner.with_weak_table(|table| table.remove(&(target.as_ptr() as usize)));
+            unfile_slot(inner, target, tracked);
+            if tracked {
+                object::tracked_header(target).as_ref().set(flags::HAS_WEAK, false);
+            }
         }
-        let list = take_list(slot);
-        debug_assert!(list.is_empty(), "records hold counts on their slot");
-        core::mem::forget(list);
-        inner.allocator.dealloc(slot_ptr.cast(), SLOT_LAYOUT);
-        inner.block_freed();
+        if !slot.callbacks.get().is_null() {
+            // An emptied vector of records (each held a count on the slot).
+            let list = take_list(slot);
+            debug_assert!(list.is_empty(), "records hold counts on their slot");
+            core::mem::forget(list);
+        }
+        free_slot(inner, slot_ptr);
+        // A live target keeps the heap (its block is counted).
         if target.is_none() && inner.release_depth.get() == 0 {
             HeapInner::maybe_destroy(inner_ptr);
         }
-        target
     }
 }
 
@@ -596,23 +989,14 @@ impl<T: Trace + 'static> Clone for Weak<T> {
 impl<T: Trace + 'static> Drop for Weak<T> {
     fn drop(&mut self) {
         let Some(ptr) = self.ptr else { return };
-        let alive_without_weak = if ptr.addr().get() & RECORD_TAG != 0 {
+        let tracked = ObjectKind::<T>::TRACKED;
+        if ptr.addr().get() & RECORD_TAG != 0 {
             let record = ptr.as_ptr().map_addr(|a| a & !RECORD_TAG).cast::<CallbackRecord>();
-            // SAFETY: this handle owns one count on the record.
-            unsafe { drop_record_handle(NonNull::new_unchecked(record)) }
+            // SAFETY: this handle owns one count on the record of an object holding a `T`.
+            unsafe { drop_record_handle(NonNull::new_unchecked(record), tracked) }
         } else {
-            // SAFETY: this handle owns one count on the slot.
-            unsafe { drop_slot_handle(ptr.cast()) }
-        };
-        if let Some(target) = alive_without_weak {
-            // SAFETY: the object is alive and holds a T; its heap lives.
-            unsafe {
-                object::Flags::set::<T>(target, flags::HAS_WEAK, false);
-                let inner = super::gc::heap_of::<T>(target, crate::object::ObjectKind::<T>::VTABLE.block_layout);
-                if inner.as_ref().release_depth.get() == 0 {
-                    HeapInner::maybe_destroy(inner);
-                }
-            }
+            // SAFETY: this handle owns one count on the slot of an object holding a `T`.
+            unsafe { drop_slot_handle(ptr.cast(), tracked) }
         }
     }
 }
@@ -824,29 +1208,19 @@ pub(crate) unsafe fn is_alive<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> b
 
 impl Drop for RawWeak {
     fn drop(&mut self) {
-        let alive = if self.ptr.addr().get() & RAW_INLINE != 0 {
+        let tracked = self.ptr.addr().get() & RAW_TRACKED != 0;
+        if self.ptr.addr().get() & RAW_INLINE != 0 {
             let slot = self.untagged().cast::<WeakSlot>();
-            // SAFETY: this handle owns one count on the slot. Clearing the
-            // inline callback cancels it.
+            // SAFETY: this handle owns one count on the slot, whose object
+            // has the header kind recorded at creation. Clearing the inline
+            // callback cancels it.
             unsafe {
                 slot.as_ref().raw.set(None);
-                drop_slot_handle(slot)
+                drop_slot_handle(slot, tracked)
             }
         } else {
-            // SAFETY: this handle owns one count on the record.
-            unsafe { drop_record_handle(self.untagged().cast()) }
-        };
-        if let Some(target) = alive {
-            // The object lives on without weak references. Its heap cannot be
-            // freed while it lives, so only the flag needs clearing.
-            // SAFETY: the object is alive; the header kind was recorded at creation.
-            unsafe {
-                if self.ptr.addr().get() & RAW_TRACKED != 0 {
-                    object::tracked_header(target).as_ref().set(flags::HAS_WEAK, false);
-                } else {
-                    object::leaf_header(target).as_ref().set(flags::HAS_WEAK, false);
-                }
-            }
+            // SAFETY: this handle owns one count on the record; as above.
+            unsafe { drop_record_handle(self.untagged().cast(), tracked) }
         }
     }
 }
