@@ -40,7 +40,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::alloc::{AllocError, Allocator, POOL_SIZE};
+use crate::alloc::{AllocError, POOL_SIZE};
 use crate::heap::inner::HeapInner;
 use crate::object::{self, flags, ObjectKind};
 use crate::trace::{Edge, Trace, Tracer};
@@ -60,6 +60,8 @@ pub(crate) struct WeakSlot {
     /// The callback of the first [`RawWeak`] to the object, kept here instead
     /// of in a record: the weak collections' entries cost no allocation.
     raw: Cell<Option<RawCallback>>,
+    /// The heap the slot (and its object) belongs to.
+    heap: NonNull<HeapInner>,
 }
 
 const SLOT_LAYOUT: Layout = Layout::new::<WeakSlot>();
@@ -199,22 +201,32 @@ impl WeakTable {
     }
 
     /// Frees `number`, returning its slot.
+    #[inline]
     fn unnumber(&mut self, number: u32) -> NonNull<WeakSlot> {
-        let slot = self.numbered(number);
-        let index = (number >> OFFSET_BITS) - 1;
-        let pool = self.pools[index as usize].as_mut().expect("a numbered pool");
+        let index = (number >> OFFSET_BITS) as usize - 1;
+        let pool = self.pools[index].as_mut().expect("a numbered pool");
+        let offset = (number & ((1 << OFFSET_BITS) - 1)) as usize * SLOT_ALIGN;
+        // SAFETY: as in `numbered`.
+        let slot = unsafe { pool.start.add(offset).cast() };
         pool.slots -= 1;
         if pool.slots == 0 {
-            // The pool may be freed with the slot: forget it.
-            let key = pool.start.addr().get();
-            self.pools[index as usize] = None;
-            self.pool_numbers.remove(&key);
-            self.free_pools.push(index);
-            if self.recent[recent_index(key)].0 == key {
-                self.recent[recent_index(key)] = (0, 0);
-            }
+            self.forget_pool(index);
         }
         slot
+    }
+
+    /// Forgets pool `index`, which has no numbered slot left (it may be
+    /// freed with its last slot).
+    #[cold]
+    #[inline(never)]
+    fn forget_pool(&mut self, index: usize) {
+        let Some(pool) = self.pools[index].take() else { return };
+        let key = pool.start.addr().get();
+        self.pool_numbers.remove(&key);
+        self.free_pools.push(index as u32);
+        if self.recent[recent_index(key)].0 == key {
+            self.recent[recent_index(key)] = (0, 0);
+        }
     }
 }
 
@@ -407,22 +419,31 @@ const RECORD_TAG: usize = 1;
 /// Tag bit of a slot's `callbacks` word holding a single record.
 const ONE_RECORD: usize = 1;
 
-/// The internal callback of a [`RawWeak`]: a function and plain data, so a
-/// record needs no allocation for it and dropping it runs no user code.
+/// The internal callback of a [`RawWeak`]: plain data, so a record needs no
+/// allocation for it and dropping it runs no user code. Two words, so that
+/// it fits in a slot with room to spare.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct RawCallback {
-    /// Called once when the object dies, with `data`, `hash` and the
-    /// reference's identity (see [`RawWeak::identity`]).
-    pub(crate) func: unsafe fn(*const (), u64, usize),
-    pub(crate) data: *const (),
+    /// What is called: the first field of the receiver (a weak collection's
+    /// core), which the pointer also reaches (it points to the whole receiver).
+    pub(crate) hook: NonNull<RawHook>,
     pub(crate) hash: u64,
+}
+
+/// The function a [`RawCallback`] calls, at the start of its receiver.
+#[repr(C)]
+pub(crate) struct RawHook {
+    /// Called once when the object dies, with the hook pointer, the
+    /// callback's `hash` and the reference's identity (see [`RawWeak::identity`]).
+    pub(crate) func: unsafe fn(NonNull<RawHook>, u64, usize),
 }
 
 impl RawCallback {
     fn call(self, identity: usize) {
-        // SAFETY: the creator of the `RawWeak` guarantees `func` may be called
-        // with `data` while the `RawWeak` exists (the batch only calls it then).
-        unsafe { (self.func)(self.data, self.hash, identity) }
+        // SAFETY: the creator of the `RawWeak` guarantees that the hook is
+        // live and its function may be called while the `RawWeak` exists
+        // (the batch only calls it then).
+        unsafe { (self.hook.as_ref().func)(self.hook, self.hash, identity) }
     }
 }
 
@@ -591,6 +612,7 @@ unsafe fn slot_for<T: Trace + ?Sized + 'static>(
                 weak: Cell::new(0),
                 callbacks: Cell::new(core::ptr::null_mut()),
                 raw: Cell::new(None),
+                heap: NonNull::from(inner),
             });
             file_slot(inner, value, tracked, slot);
         }
@@ -946,8 +968,7 @@ unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>, tracked: bool) {
     // SAFETY: the slot is a live block of its heap; the heap outlives it,
     // and a set target is a live object of that heap.
     unsafe {
-        let inner_ptr =
-            NonNull::new_unchecked(Allocator::owner_data_of(slot_ptr.cast(), SLOT_LAYOUT).cast::<HeapInner>());
+        let inner_ptr = slot.heap;
         let inner = inner_ptr.as_ref();
         let target = slot.target.get();
         if let Some(target) = target {
@@ -1072,7 +1093,7 @@ impl RawWeak {
     /// this reference's [`identity`](Self::identity).
     ///
     /// # Safety
-    /// `callback.func` may be called with its data while this `RawWeak`
+    /// `callback.hook` is live and its function may be called while this `RawWeak`
     /// exists, and does not panic.
     pub(crate) unsafe fn with_raw<T: Trace + ?Sized + 'static>(
         this: &Gc<T>,
@@ -1146,7 +1167,7 @@ impl RawWeak {
     pub(crate) fn heap(&self) -> NonNull<HeapInner> {
         // SAFETY: the slot is a live block of the object's heap, whose owner
         // data is the heap's state (set in `HeapInner::create`).
-        unsafe { NonNull::new_unchecked(Allocator::owner_data_of(self.slot_ptr().cast(), SLOT_LAYOUT).cast()) }
+        self.slot().heap
     }
 
     /// The object's value address while it is alive (strong count above zero).

@@ -61,7 +61,7 @@ use core::ptr::NonNull;
 
 use hashbrown::HashTable;
 
-use crate::handle::weak::{self as raw, RawCallback, RawWeak};
+use crate::handle::weak::{self as raw, RawCallback, RawHook, RawWeak};
 use crate::trace::Trace;
 use crate::Gc;
 
@@ -153,7 +153,11 @@ impl<T: Trace + ?Sized + 'static, D> Entry<T, D> {
 }
 
 /// The table-of-entries engine of the weak collections; see the [module docs](self).
+#[repr(C)]
 pub(crate) struct Core<T: ?Sized + 'static, D> {
+    /// The entries' death callback (first, so that a pointer to the core is
+    /// one to its hook).
+    hook: RawHook,
     table: UnsafeCell<HashTable<Entry<T, D>>>,
     /// Buckets of removed entries, erased by the next [`commit`](Self::commit).
     removed: UnsafeCell<Vec<usize>>,
@@ -183,6 +187,7 @@ fn reentered() -> ! {
 impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
     fn new(capacity: usize, eager: bool) -> Core<T, D> {
         Core {
+            hook: RawHook { func: Self::on_death },
             table: UnsafeCell::new(HashTable::with_capacity(capacity)),
             removed: UnsafeCell::new(Vec::new()),
             len: Cell::new(0),
@@ -264,12 +269,13 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
     /// The raw callback of an entry's weak reference.
     ///
     /// # Safety
-    /// `core` is a live `Core<T, D>` while the weak reference exists.
-    unsafe fn on_death(core: *const (), hash: u64, record: usize) {
+    /// `core` points to a live `Core<T, D>` (made by `new_weak` from a
+    /// reference to the whole core).
+    unsafe fn on_death(core: NonNull<RawHook>, hash: u64, record: usize) {
         // SAFETY: the callback of an entry's weak reference runs only while
         // the reference exists, and the core drops all of them before it is
-        // freed.
-        let core = unsafe { &*core.cast::<Core<T, D>>() };
+        // freed; the hook is the core's first field (`repr(C)`).
+        let core = unsafe { core.cast::<Core<T, D>>().as_ref() };
         core.kill(hash, record);
     }
 
@@ -387,8 +393,7 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
 
     fn new_weak(&self, hash: u64, object: &Gc<T>) -> RawWeak {
         let callback = RawCallback {
-            func: Self::on_death,
-            data: (self as *const Core<T, D>).cast(),
+            hook: NonNull::from(self).cast(),
             hash,
         };
         // SAFETY: the core outlives its entries' weak references (see `Drop
