@@ -869,23 +869,27 @@ impl PendingCallbacks {
 pub(crate) fn clear(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
     // SAFETY: for a tracked object only the table is read (by address), and
     // filed slots are live.
-    unsafe { detach(inner, value, true) }
+    unsafe { detach(inner, value, true, false) }
 }
 
-/// [`clear`] for the dying object at `value`, which holds a `T`. Clears a
-/// leaf's `HAS_WEAK` flag; the caller clears a tracked object's.
+/// [`clear`] for the object at `value`, which holds a `T` and is dying
+/// because its count reached zero. Clears a leaf's `HAS_WEAK` flag; the
+/// caller clears a tracked object's. If the only callback is the internal
+/// one kept in the slot (an object in weak collections), it runs here
+/// (it runs no user code) and the batch returned is empty.
 ///
 /// # Safety
-/// `value` is a live object holding a `T` in `inner`, with `HAS_WEAK`.
+/// `value` is a live object holding a `T` in `inner`, with `HAS_WEAK`,
+/// whose block stays allocated until this returns.
 #[inline]
 pub(crate) unsafe fn clear_of<T: Trace + ?Sized + 'static>(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
     // SAFETY: forwarded.
-    unsafe { detach(inner, value, ObjectKind::<T>::TRACKED) }
+    unsafe { detach(inner, value, ObjectKind::<T>::TRACKED, true) }
 }
 
 /// # Safety
-/// As [`unfile_slot`].
-unsafe fn detach(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> PendingCallbacks {
+/// As [`unfile_slot`]; with `run_lone_raw`, as [`clear_of`].
+unsafe fn detach(inner: &HeapInner, value: NonNull<u8>, tracked: bool, run_lone_raw: bool) -> PendingCallbacks {
     // SAFETY: forwarded.
     let Some(slot_ptr) = (unsafe { unfile_slot(inner, value, tracked) }) else {
         return PendingCallbacks::none();
@@ -893,6 +897,16 @@ unsafe fn detach(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> Pendin
     // SAFETY: slots in the table are live; weak references keep them.
     let slot = unsafe { slot_ptr.as_ref() };
     slot.target.set(None);
+    if run_lone_raw && slot.callbacks.get().is_null() {
+        // The usual death of an object in a weak collection. The callback
+        // may drop the last weak reference and free the slot (not the heap:
+        // the dying object's block is still counted), so the slot is not
+        // read after it.
+        if let Some(raw) = slot.raw.take() {
+            raw.call(slot_ptr.as_ptr() as usize);
+        }
+        return PendingCallbacks::none();
+    }
     let mut pending = PendingCallbacks::none();
     if slot.raw.get().is_some() {
         // The batch takes a count on the slot.
