@@ -890,3 +890,54 @@ fn borrowed_keys_survive_their_entrys_removal() {
     let killed = if *k_small == id { 1 } else { 2 };
     assert_eq!((small.len(), owned.len()), (4 - killed, 4 - killed));
 }
+
+/// Replacing the value under a key moves the entry's weak reference to the
+/// new value when it was the old value's only one (no new weak record):
+/// leaves and tracked objects, the old value then has no weak reference, and
+/// each value's death does exactly what it should. Values that have other
+/// weak references, live on another heap, or already have a weak record
+/// take the general path with the same results.
+#[test]
+fn replacing_a_value_moves_or_renews_the_entry_weak_reference() {
+    let heap = Heap::new();
+    let other_heap = Heap::new();
+    // Leaves (u64), one heap: the weak reference moves.
+    let mut leaves: WeakValueDictionary<u32, u64> = WeakValueDictionary::new();
+    let a = heap.alloc(1u64);
+    leaves.insert(1, &a);
+    let b = heap.alloc(2u64);
+    let bytes = heap.bytes_in_use();
+    assert!(Gc::ptr_eq(&leaves.insert(1, &b).unwrap(), &a));
+    assert_eq!(heap.bytes_in_use(), bytes, "no weak record made or freed");
+    assert_eq!((Gc::weak_count(&a), Gc::weak_count(&b)), (0, 1));
+    drop(a);
+    assert_eq!(leaves.len(), 1);
+    assert_eq!(leaves.get(&1).as_deref(), Some(&2));
+    drop(b);
+    assert!(leaves.is_empty() && leaves.get(&1).is_none());
+
+    // Tracked objects; the old value keeps another weak reference, then the
+    // new value lives on another heap, then it already has a weak record.
+    let mut nodes: WeakValueDictionary<u32, Node> = WeakValueDictionary::new();
+    let x = node(&heap, 1);
+    nodes.insert(1, &x);
+    let y = node(&heap, 2);
+    nodes.insert(1, &y);
+    assert_eq!((Gc::weak_count(&x), Gc::weak_count(&y)), (0, 1));
+    let keep = Gc::downgrade(&y);
+    let z = node(&other_heap, 3);
+    nodes.insert(1, &z);
+    assert_eq!((Gc::weak_count(&y), Gc::weak_count(&z)), (1, 1));
+    let w = node(&heap, 4);
+    let w_weak = Gc::downgrade(&w);
+    nodes.insert(1, &w);
+    assert_eq!((Gc::weak_count(&z), Gc::weak_count(&w)), (0, 2));
+    drop((x, y, z));
+    assert_eq!(nodes.len(), 1);
+    assert!(keep.upgrade().is_none());
+    drop(w);
+    assert!(nodes.is_empty() && w_weak.upgrade().is_none());
+    drop((keep, w_weak, nodes, leaves));
+    assert_eq!(heap.bytes_in_use(), 0);
+    assert_eq!(other_heap.bytes_in_use(), 0);
+}

@@ -1151,6 +1151,50 @@ impl RawWeak {
         Ok(RawWeak { ptr })
     }
 
+    /// Points this reference at `this`'s object instead, keeping its
+    /// callback, if it can be done by moving its slot: the reference is the
+    /// slot's only handle (inline callback, no other weak reference), its
+    /// object is alive, and the new object, of the same heap, has no weak
+    /// reference yet. Returns whether it did; if not, nothing changed. A
+    /// weak cache replacing the value under a key so skips freeing one slot
+    /// and making another.
+    pub(crate) fn retarget<T: Trace + ?Sized + 'static>(&self, this: &Gc<T>) -> bool {
+        let tracked = crate::object::ObjectKind::<T>::TRACKED;
+        if self.ptr.addr().get() & RAW_INLINE == 0 || (self.ptr.addr().get() & RAW_TRACKED != 0) != tracked {
+            return false;
+        }
+        let slot_ptr = self.slot_ptr();
+        let slot = self.slot();
+        let Some(old) = slot.target.get() else { return false };
+        if slot.weak.get() != 1 || !slot.callbacks.get().is_null() {
+            return false;
+        }
+        let value = this.value();
+        // SAFETY: only the pointer's metadata is read (as `Gc::size_of`); the
+        // handle keeps the object and its heap alive.
+        let inner = unsafe {
+            let layout = crate::object::ObjectKind::<T>::layout_of_val(&*Gc::as_ptr(this));
+            super::gc::heap_of::<T>(value, layout)
+        };
+        // SAFETY: the handle keeps the object alive.
+        if inner != slot.heap || unsafe { object::Flags::has::<T>(value, flags::HAS_WEAK) } {
+            return false;
+        }
+        // SAFETY: a set target is a live object of the slot's heap, of the
+        // header kind recorded in this reference's tag (checked equal to
+        // `T`'s); the new object is live, of the same heap, without a slot.
+        unsafe {
+            let inner = inner.as_ref();
+            unfile_slot(inner, old, tracked);
+            if tracked {
+                object::tracked_header(old).as_ref().set(flags::HAS_WEAK, false);
+            }
+            slot.target.set(Some(value));
+            file_slot(inner, value, tracked, slot_ptr);
+        }
+        true
+    }
+
     /// What this reference's [`RawCallback`] is given to tell which
     /// reference died: the address of its slot or record.
     pub(crate) fn identity(&self) -> usize {

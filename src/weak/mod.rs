@@ -401,16 +401,27 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
         unsafe { RawWeak::with_raw(object, callback) }.unwrap_or_else(|err| panic!("rcgc: {err}"))
     }
 
-    /// Points the live entry in bucket `index` to `object` instead (a new
-    /// weak reference; the old one's callback can no longer remove it), and
-    /// returns the old weak reference for the caller to drop.
+    /// Points the live entry in bucket `index` to `object` instead (its
+    /// weak reference moved to the new object, or a new one: the old one's
+    /// callback can no longer remove it), and returns the old weak reference,
+    /// if any, for the caller to drop.
     ///
     /// # Safety
     /// Exclusive, as [`commit`](Self::commit), with no commit since `index`
     /// was found.
     pub(crate) unsafe fn replace(&self, index: usize, object: &Gc<T>) -> Option<RawWeak> {
         self.check_exclusive();
-        let hash = self.table().get_bucket(index).expect("a live bucket").hash;
+        let entry = self.table().get_bucket(index).expect("a live bucket");
+        // SAFETY: a plain read of the field, written by nothing meanwhile.
+        if unsafe { (*entry.weak.get()).as_ref() }.is_some_and(|weak| weak.retarget(object)) {
+            // SAFETY: exclusive; the shared borrow above has ended.
+            unsafe { self.table_mut() }
+                .get_bucket_mut(index)
+                .expect("a live bucket")
+                .ptr = ptr_of(object);
+            return None;
+        }
+        let hash = entry.hash;
         let weak = self.new_weak(hash, object);
         // SAFETY: exclusive.
         let entry = unsafe { self.table_mut() }
