@@ -355,22 +355,34 @@ unsafe fn find_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> Non
 /// As [`find_slot`]; the object has no slot yet.
 #[inline]
 unsafe fn file_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool, slot: NonNull<WeakSlot>) {
-    if tracked {
-        inner.with_weak_table(|table| table.by_address.insert(value.as_ptr() as usize, slot));
-        // SAFETY: forwarded.
-        unsafe { object::tracked_header(value).as_ref().set(flags::HAS_WEAK, true) };
-        return;
-    }
-    let number = inner.with_weak_table(|table| {
-        let number = table.number(slot);
-        if number.is_none() {
-            table.by_address.insert(value.as_ptr() as usize, slot);
+    if !tracked {
+        if let Some(number) = inner.with_weak_table(|table| table.number(slot)) {
+            // SAFETY: forwarded; the number bits were clear (no slot).
+            let word = unsafe { leaf_flags(value) };
+            word.set(word.get() | (number << LEAF_NUMBER_SHIFT) | flags::HAS_WEAK as u32);
+            return;
         }
-        number.unwrap_or(0)
-    });
-    // SAFETY: forwarded; the number bits were clear (no slot).
-    let word = unsafe { leaf_flags(value) };
-    word.set(word.get() | (number << LEAF_NUMBER_SHIFT) | flags::HAS_WEAK as u32);
+    }
+    // SAFETY: forwarded.
+    unsafe { file_by_address(inner, value, tracked, slot) }
+}
+
+/// [`file_slot`] for an object without a slot number.
+///
+/// # Safety
+/// As [`file_slot`].
+#[cold]
+#[inline(never)]
+unsafe fn file_by_address(inner: &HeapInner, value: NonNull<u8>, tracked: bool, slot: NonNull<WeakSlot>) {
+    inner.with_weak_table(|table| table.by_address.insert(value.as_ptr() as usize, slot));
+    // SAFETY: forwarded.
+    unsafe {
+        if tracked {
+            object::tracked_header(value).as_ref().set(flags::HAS_WEAK, true);
+        } else {
+            leaf_flags(value).set(leaf_flags(value).get() | flags::HAS_WEAK as u32);
+        }
+    }
 }
 
 /// Unfiles the slot of the object at `value`, returning it. A leaf's
@@ -391,6 +403,13 @@ unsafe fn unfile_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> O
             return Some(inner.with_weak_table(|table| table.unnumber(number)));
         }
     }
+    unfile_by_address(inner, value)
+}
+
+/// [`unfile_slot`] for an object without a slot number.
+#[cold]
+#[inline(never)]
+fn unfile_by_address(inner: &HeapInner, value: NonNull<u8>) -> Option<NonNull<WeakSlot>> {
     inner.with_weak_table(|table| table.by_address.remove(&(value.as_ptr() as usize)))
 }
 
