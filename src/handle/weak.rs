@@ -1328,3 +1328,39 @@ impl fmt::Debug for RawWeak {
         write!(f, "(RawWeak)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Heap, WeakValueDictionary};
+
+    /// Leaves whose slot cannot get a number (every pool number taken) are
+    /// filed by address instead, and behave the same.
+    #[test]
+    fn leaves_without_a_slot_number_use_the_address_table() {
+        let heap = Heap::new();
+        heap.inner()
+            .with_weak_table(|table| table.pools.resize_with(MAX_SLOT_POOLS, || None));
+        let a = heap.alloc(1u64);
+        let w = Gc::downgrade(&a);
+        // SAFETY: `a` is a live leaf.
+        let number = unsafe { leaf_flags(NonNull::from(&*a).cast()) }.get() >> LEAF_NUMBER_SHIFT;
+        assert_eq!(number, 0, "filed by address");
+        assert_eq!(heap.inner().with_weak_table(|table| table.by_address.len()), 1);
+        let w2 = Gc::downgrade(&a);
+        assert_eq!(Gc::weak_count(&a), 2);
+        let mut dict = WeakValueDictionary::new();
+        dict.insert(1, &a);
+        drop((w2, w));
+        assert_eq!(Gc::weak_count(&a), 1);
+        let b = heap.alloc(2u64);
+        dict.insert(1, &b); // moves the dictionary's reference
+        assert_eq!((Gc::weak_count(&a), Gc::weak_count(&b)), (0, 1));
+        let w = Gc::downgrade(&b);
+        drop(b);
+        assert!(w.upgrade().is_none() && dict.is_empty());
+        assert_eq!(heap.inner().with_weak_table(|table| table.by_address.len()), 0);
+        drop((w, a, dict));
+        assert_eq!(heap.bytes_in_use(), 0);
+    }
+}
