@@ -1214,6 +1214,17 @@ impl RawWeak {
         true
     }
 
+    /// The `hash` of this reference's [`RawCallback`], until it is called.
+    pub(crate) fn hash(&self) -> Option<u64> {
+        let raw = if self.ptr.addr().get() & RAW_INLINE != 0 {
+            self.slot().raw.get()
+        } else {
+            // SAFETY: this handle keeps its record alive.
+            unsafe { self.untagged().cast::<CallbackRecord>().as_ref() }.raw.get()
+        };
+        raw.map(|raw| raw.hash)
+    }
+
     /// What this reference's [`RawCallback`] is given to tell which
     /// reference died: the address of its slot or record.
     pub(crate) fn identity(&self) -> usize {

@@ -21,8 +21,12 @@
 //! that is always exact, and no operation ever scans for dead entries.
 //!
 //! The engine shared by all of them is `Core`: a `hashbrown::HashTable` of
-//! entries `{ hash, weak, object pointer, data }`, where the data is a key
-//! (`WeakValueDictionary`), a value (`WeakKeyDictionary`) or nothing.
+//! entries `{ weak, object pointer, data }` (24 bytes for a `u64` key),
+//! where the data is a key (`WeakValueDictionary`), a value
+//! (`WeakKeyDictionary`) or nothing. The entry's hash is not stored in it:
+//! its weak reference's callback keeps it (the callback is given it to find
+//! the entry), and the table reads it from there when it grows, which
+//! happens only right after a commit, when every entry is live.
 //! Invariants:
 //!
 //! * An entry is *live* while it has its weak reference: it is then counted
@@ -106,7 +110,6 @@ fn ptr_of<T: Trace + ?Sized + 'static>(gc: &Gc<T>) -> NonNull<T> {
 
 /// One entry of a [`Core`]; see the [module docs](self).
 pub(crate) struct Entry<T: ?Sized + 'static, D> {
-    hash: u64,
     /// The entry's weak reference while it is live; taken by its callback.
     weak: UnsafeCell<Option<RawWeak>>,
     ptr: NonNull<T>,
@@ -114,6 +117,17 @@ pub(crate) struct Entry<T: ?Sized + 'static, D> {
 }
 
 impl<T: Trace + ?Sized + 'static, D> Entry<T, D> {
+    /// The entry's hash, kept by its weak reference's callback. Only read
+    /// when the table is resized, after a commit: every entry is live then.
+    #[inline]
+    fn hash(&self) -> u64 {
+        // SAFETY: a plain read; the field is only written by the death
+        // callback and exclusive operations, never while this runs.
+        let hash = unsafe { (*self.weak.get()).as_ref() }.and_then(RawWeak::hash);
+        debug_assert!(hash.is_some(), "a removed entry is erased before the table changes");
+        hash.unwrap_or(0)
+    }
+
     #[inline]
     fn is_live(&self) -> bool {
         // SAFETY: a plain read; the field is only written by the death
@@ -378,14 +392,13 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
         self.check_exclusive();
         let weak = self.new_weak(hash, object);
         let entry = Entry {
-            hash,
             weak: UnsafeCell::new(Some(weak)),
             ptr: ptr_of(object),
             data,
         };
         // SAFETY: exclusive; the hasher reads stored hashes (no user code).
         let index = unsafe { self.table_mut() }
-            .insert_unique(hash, entry, |e| e.hash)
+            .insert_unique(hash, entry, Entry::hash)
             .bucket_index();
         self.len.set(self.len.get() + 1);
         index
@@ -421,8 +434,7 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
                 .ptr = ptr_of(object);
             return None;
         }
-        let hash = entry.hash;
-        let weak = self.new_weak(hash, object);
+        let weak = self.new_weak(entry.hash(), object);
         // SAFETY: exclusive.
         let entry = unsafe { self.table_mut() }
             .get_bucket_mut(index)
