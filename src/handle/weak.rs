@@ -1,27 +1,46 @@
 //! [`Weak<T>`], the weak side records, and weak-reference callbacks.
 //!
 //! ```text
-//!  object ──HAS_WEAK flag──► heap side table[object address] ──► WeakSlot { target, weak, callbacks, raw }
-//!                                                                  ▲              │
-//!  Weak (plain) ─────────────────────────────────────────────────┘              ▼
-//!  Weak (with callback) ──► CallbackRecord { slot, handles, callback } ◄── callbacks list
+//!  leaf:    [flags: slot number | HAS_WEAK][strong][value]
+//!                   │ (pool index, offset)
+//!                   ▼
+//!           WeakTable.pools[index] + offset ─────┐
+//!                                                ▼
+//!  tracked: HAS_WEAK ──► WeakTable.by_address ──► WeakSlot { target, weak, callbacks, raw, heap }
+//!                        [object address]          ▲              │
+//!  Weak (plain) ───────────────────────────────────┘              ▼
+//!  Weak (with callback) ──► CallbackRecord { slot, handles, callback, raw } ◄── callbacks list
+//!  RawWeak (weak collections) ──► the slot (its `raw` callback) or a record
 //! ```
 //!
 //! * The first weak reference to an object allocates a 48-byte [`WeakSlot`]
-//!   from the object's heap, files it in the heap's side table and sets the
-//!   object's `HAS_WEAK` flag. Plain weak references all point to that slot;
-//!   `weak` counts every weak handle to the object.
+//!   from the object's heap, files it in the heap's [`WeakTable`] and sets
+//!   the object's `HAS_WEAK` flag. Plain weak
+//!   references all point to that slot; `weak` counts every weak handle to
+//!   the object.
+//! * Filing: a leaf object keeps its slot's *number* in the spare high bits
+//!   of its `flags` word: which pool of the slot size class (a small index,
+//!   the pool's start kept in `WeakTable::pools`) and the slot's offset in
+//!   it. Finding, filing and unfiling a leaf's slot is a shift, a mask and
+//!   one read of a short vector: no hashing, no table probe. A tracked
+//!   object's header has no spare bits, so its slot is filed by address in a
+//!   hashbrown table (a multiplicative hash of the address), as is a leaf if
+//!   every pool number is taken.
 //! * A weak reference created with a callback (`Gc::downgrade_with_callback`)
 //!   has its own [`CallbackRecord`] (its `Weak` pointer carries a tag bit),
 //!   listed on the slot (the list is the record itself while there is one,
 //!   a boxed vector beyond). Dropping the last handle to a record cancels its
 //!   callback: *a callback is not called if its weak reference died first*.
 //! * [`RawWeak`] is the weak collections' reference: an internal callback
-//!   (a function pointer and plain data, [`RawCallback`]), kept in the
-//!   slot's `raw` field for the object's first one (no allocation) or in a
-//!   record. Internal callbacks run no user code and run before the user
-//!   callbacks of the same object, so weak collections are up to date when
-//!   those run.
+//!   (two words of plain data, [`RawCallback`]: the collection's hook and
+//!   the entry's hash), kept in the slot's `raw` field for the object's first
+//!   one (no allocation) or in a record. Internal callbacks run no user code
+//!   and run before the user callbacks of the same object, so weak
+//!   collections are up to date when those run. An object dying with only
+//!   that inline callback (the usual entry of a weak cache) runs it at once,
+//!   without a callback batch. A collection replacing an entry's object
+//!   moves the slot to the new object when the entry was the old one's only
+//!   weak reference ([`RawWeak::retarget`]).
 //! * When the object dies its slot's `target` is cleared first, so every
 //!   weak reference to it fails to upgrade, and only then do the callbacks
 //!   run, newest first. The object's block is freed at once: weak references
@@ -31,7 +50,8 @@
 //!   a weak reference that is itself garbage never calls back.
 //!
 //! Objects that never had a weak reference pay nothing: no field, no table
-//! entry, one flag bit that is never set.
+//! entry, one flag bit that is never set (and, for leaves, number bits that
+//! stay zero).
 
 use core::alloc::Layout;
 use core::cell::Cell;
@@ -102,18 +122,7 @@ pub(crate) struct WeakTable {
     /// indexed by low bits of the pool's address: new slots come from few
     /// pools, which are then found without a lookup.
     recent: [(usize, u32); RECENT_POOLS],
-    /// Freed slots kept for reuse, at most [`SPARE_SLOTS`], while other slots
-    /// live: a weak cache churning its entries reuses a handful of warm slots
-    /// instead of going through the allocator (and its pool headers) twice
-    /// per entry. Still allocated, so counted by `bytes_in_use`; all given
-    /// back when the last slot is freed.
-    spare: Vec<NonNull<WeakSlot>>,
-    /// Slots handed out and not freed.
-    live_slots: usize,
 }
-
-/// Most freed slots a [`WeakTable`] keeps for reuse.
-const SPARE_SLOTS: usize = 32;
 
 /// Entries of [`WeakTable::recent`].
 const RECENT_POOLS: usize = 16;
@@ -141,8 +150,6 @@ impl WeakTable {
             free_pools: Vec::new(),
             pool_numbers: hashbrown::HashMap::default(),
             recent: [(0, 0); RECENT_POOLS],
-            spare: Vec::new(),
-            live_slots: 0,
         }
     }
 
@@ -230,57 +237,23 @@ impl WeakTable {
     }
 }
 
-/// A new, uninitialised slot block of `inner`: a spare one, or from the allocator.
+/// A new, uninitialised slot block of `inner`.
 #[inline]
 fn alloc_slot(inner: &HeapInner) -> Result<NonNull<WeakSlot>, AllocError> {
-    let slot = match inner.with_weak_table(|table| table.spare.pop()) {
-        Some(slot) => slot,
-        None => inner.allocator.alloc(SLOT_LAYOUT)?.cast(),
-    };
-    inner.with_weak_table(|table| table.live_slots += 1);
+    let slot = inner.allocator.alloc(SLOT_LAYOUT)?.cast();
     inner.block_allocated();
     Ok(slot)
 }
 
-/// Frees a slot block of `inner` (to the spares, or to the allocator).
+/// Frees a slot block of `inner`.
 ///
 /// # Safety
 /// `slot` came from [`alloc_slot`] on `inner` and is not used again.
 #[inline]
 unsafe fn free_slot(inner: &HeapInner, slot: NonNull<WeakSlot>) {
+    // SAFETY: forwarded.
+    unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
     inner.block_freed();
-    let kept = inner.with_weak_table(|table| {
-        table.live_slots -= 1;
-        if table.live_slots > 0 && table.spare.len() < SPARE_SLOTS {
-            table.spare.push(slot);
-            true
-        } else {
-            false
-        }
-    });
-    if !kept {
-        // SAFETY: forwarded; spare slots are unused blocks of the slot layout.
-        unsafe {
-            inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT);
-            if inner.with_weak_table(|table| table.live_slots == 0) {
-                release_spares(inner);
-            }
-        }
-    }
-}
-
-/// Gives every spare slot back to the allocator.
-///
-/// # Safety
-/// The spare slots are unused blocks of `inner`.
-#[cold]
-#[inline(never)]
-unsafe fn release_spares(inner: &HeapInner) {
-    let spare = inner.with_weak_table(|table| core::mem::take(&mut table.spare));
-    for slot in spare {
-        // SAFETY: forwarded.
-        unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
-    }
 }
 
 /// A nonzero address (a masked pool start is never zero: pools are not at
@@ -440,7 +413,7 @@ const ONE_RECORD: usize = 1;
 
 /// The internal callback of a [`RawWeak`]: plain data, so a record needs no
 /// allocation for it and dropping it runs no user code. Two words, so that
-/// it fits in a slot with room to spare.
+/// it fits in a 48-byte slot beside the slot's heap pointer.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct RawCallback {
     /// What is called: the first field of the receiver (a weak collection's
