@@ -941,3 +941,35 @@ fn replacing_a_value_moves_or_renews_the_entry_weak_reference() {
     assert_eq!(heap.bytes_in_use(), 0);
     assert_eq!(other_heap.bytes_in_use(), 0);
 }
+
+/// A heap may keep a few freed weak records for reuse, but what it reports
+/// (`bytes_in_use`, `alloc_stats`) and what its memory limit counts are
+/// only live objects and the records of objects with weak references.
+#[test]
+fn freed_weak_records_are_not_reported_or_counted_by_the_limit() {
+    let heap = Heap::new();
+    let mut objects: Vec<_> = (0..4u64).map(|i| heap.alloc(i)).collect();
+    let object = heap.bytes_in_use() / 4;
+    let mut dict: WeakValueDictionary<u64, u64> = WeakValueDictionary::new();
+    dict.insert(0, &objects[0]);
+    let record = heap.bytes_in_use() - 4 * object;
+    for (i, o) in objects.iter().enumerate().skip(1) {
+        dict.insert(i as u64, o);
+    }
+    assert_eq!(heap.bytes_in_use(), 4 * object + 4 * record);
+    // Two values die: their records are freed (or kept for reuse, unseen).
+    objects.truncate(2);
+    assert_eq!(dict.len(), 2);
+    assert_eq!(heap.bytes_in_use(), 2 * object + 2 * record);
+    assert_eq!(heap.alloc_stats().bytes_in_use, heap.bytes_in_use());
+    // Room for exactly one more record under a limit at the live total.
+    let (c, d) = (heap.alloc(9u64), heap.alloc(10u64));
+    objects.truncate(1); // one more record to reuse, if kept
+    heap.set_limit(Some(heap.bytes_in_use() + record));
+    dict.insert(9, &c);
+    assert_eq!(heap.bytes_in_use(), heap.limit().unwrap());
+    assert!(Gc::try_downgrade(&d).is_err(), "no room for one more record");
+    heap.set_limit(None);
+    drop((objects, c, d, dict));
+    assert_eq!(heap.bytes_in_use(), 0);
+}

@@ -14,8 +14,9 @@
 //! ```
 //!
 //! * The first weak reference to an object allocates a 48-byte [`WeakSlot`]
-//!   from the object's heap, files it in the heap's [`WeakTable`] and sets
-//!   the object's `HAS_WEAK` flag. Plain weak
+//!   from the object's heap (one of a few freed slots the heap keeps for
+//!   reuse, see [`WeakTable`], else from the allocator), files it in the
+//!   heap's [`WeakTable`] and sets the object's `HAS_WEAK` flag. Plain weak
 //!   references all point to that slot; `weak` counts every weak handle to
 //!   the object.
 //! * Filing: a leaf object keeps its slot's *number* in the spare high bits
@@ -122,7 +123,20 @@ pub(crate) struct WeakTable {
     /// indexed by low bits of the pool's address: new slots come from few
     /// pools, which are then found without a lookup.
     recent: [(usize, u32); RECENT_POOLS],
+    /// Freed slots kept for reuse, at most [`SPARE_SLOTS`], while other slots
+    /// live and the heap has no memory limit: a weak cache churning its
+    /// entries reuses a few warm slots instead of going through the
+    /// allocator (and its pool headers) twice per entry. Given back to the
+    /// allocator when the last slot is freed, and before the heap reports
+    /// its memory or gets a limit ([`release_spare_slots`]), so those stay
+    /// exact: objects plus one record per object with weak references.
+    spare: Vec<NonNull<WeakSlot>>,
+    /// Slots handed out and not freed.
+    live_slots: usize,
 }
+
+/// Most freed slots a [`WeakTable`] keeps for reuse.
+const SPARE_SLOTS: usize = 32;
 
 /// Entries of [`WeakTable::recent`].
 const RECENT_POOLS: usize = 16;
@@ -150,6 +164,8 @@ impl WeakTable {
             free_pools: Vec::new(),
             pool_numbers: hashbrown::HashMap::default(),
             recent: [(0, 0); RECENT_POOLS],
+            spare: Vec::new(),
+            live_slots: 0,
         }
     }
 
@@ -237,23 +253,54 @@ impl WeakTable {
     }
 }
 
-/// A new, uninitialised slot block of `inner`.
+/// A new, uninitialised slot block of `inner`: a spare one, or from the allocator.
 #[inline]
 fn alloc_slot(inner: &HeapInner) -> Result<NonNull<WeakSlot>, AllocError> {
-    let slot = inner.allocator.alloc(SLOT_LAYOUT)?.cast();
+    let slot = match inner.with_weak_table(|table| table.spare.pop()) {
+        Some(slot) => slot,
+        None => inner.allocator.alloc(SLOT_LAYOUT)?.cast(),
+    };
+    inner.with_weak_table(|table| table.live_slots += 1);
     inner.block_allocated();
     Ok(slot)
 }
 
-/// Frees a slot block of `inner`.
+/// Frees a slot block of `inner` (to the spares, or to the allocator).
 ///
 /// # Safety
 /// `slot` came from [`alloc_slot`] on `inner` and is not used again.
 #[inline]
 unsafe fn free_slot(inner: &HeapInner, slot: NonNull<WeakSlot>) {
-    // SAFETY: forwarded.
-    unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
     inner.block_freed();
+    let limited = inner.allocator.limit().is_some();
+    let kept = inner.with_weak_table(|table| {
+        table.live_slots -= 1;
+        if table.live_slots > 0 && table.spare.len() < SPARE_SLOTS && !limited {
+            table.spare.push(slot);
+            true
+        } else {
+            false
+        }
+    });
+    if !kept {
+        // SAFETY: forwarded.
+        unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
+        if inner.with_weak_table(|table| table.live_slots == 0) {
+            release_spare_slots(inner);
+        }
+    }
+}
+
+/// Gives every spare slot of `inner` back to the allocator.
+#[cold]
+#[inline(never)]
+pub(crate) fn release_spare_slots(inner: &HeapInner) {
+    let spare = inner.with_weak_table(|table| core::mem::take(&mut table.spare));
+    for slot in spare {
+        // SAFETY: spare slots are unused blocks of the slot layout from
+        // `inner`'s allocator.
+        unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
+    }
 }
 
 /// A nonzero address (a masked pool start is never zero: pools are not at

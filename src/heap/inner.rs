@@ -151,6 +151,12 @@ impl HeapInner {
         f(unsafe { &mut *self.weak_table.get() })
     }
 
+    /// Gives the freed weak records kept for reuse back to the allocator, so
+    /// that its byte count and limit see only live objects and records.
+    pub(crate) fn release_spare_weak_records(&self) {
+        crate::handle::weak::release_spare_slots(self);
+    }
+
     /// Runs `f` on the deferred-release queue. `f` must not call user code.
     #[inline]
     pub(crate) fn with_deferred<R>(&self, f: impl FnOnce(&mut Vec<Deferred>) -> R) -> R {
