@@ -633,10 +633,10 @@ pub(crate) unsafe fn downgrade<T: Trace + 'static>(
 /// `value` is a live object holding a `T` in `inner`.
 unsafe fn slot_for<T: Trace + ?Sized + 'static>(
     value: NonNull<u8>,
-    inner: NonNull<HeapInner>,
+    heap: NonNull<HeapInner>,
 ) -> Result<NonNull<WeakSlot>, AllocError> {
     // SAFETY: the caller guarantees both are live.
-    let inner = unsafe { inner.as_ref() };
+    let inner = unsafe { heap.as_ref() };
     let tracked = ObjectKind::<T>::TRACKED;
     // SAFETY: as above.
     let slot = if unsafe { object::Flags::has::<T>(value, flags::HAS_WEAK) } {
@@ -651,7 +651,9 @@ unsafe fn slot_for<T: Trace + ?Sized + 'static>(
                 weak: Cell::new(0),
                 callbacks: Cell::new(core::ptr::null_mut()),
                 raw: Cell::new(None),
-                heap: NonNull::from(inner),
+                // The heap's own pointer (its owner data), with the
+                // provenance that may free it, not one made from `inner`.
+                heap,
             });
             file_slot(inner, value, tracked, slot);
         }
