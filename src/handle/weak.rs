@@ -139,7 +139,7 @@ pub(crate) struct WeakTable {
 const SPARE_SLOTS: usize = 32;
 
 /// Entries of [`WeakTable::recent`].
-const RECENT_POOLS: usize = 16;
+const RECENT_POOLS: usize = 64;
 
 /// The entry of [`WeakTable::recent`] for the pool starting at `key`.
 #[inline(always)]
@@ -1040,8 +1040,11 @@ unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>, tracked: bool) {
             core::mem::forget(list);
         }
         free_slot(inner, slot_ptr);
-        // A live target keeps the heap (its block is counted).
-        if target.is_none() && inner.release_depth.get() == 0 {
+        // A live target keeps the heap (its block is counted), as does any
+        // live object: an object is counted in `live_objects` only while its
+        // block is counted in the heap's blocks, so the cheap test skips
+        // the call whenever the heap cannot be freed anyway.
+        if target.is_none() && inner.release_depth.get() == 0 && inner.live_objects.get() == 0 {
             HeapInner::maybe_destroy(inner_ptr);
         }
     }
