@@ -51,12 +51,13 @@
 //! keeping eager removal and an exact `len()`, and at least 15x faster than
 //! CPython.
 //!
-//! Measured on a shared, loaded 2-core VM (three runs, median; the figures
-//! move by 10-20 % from run to run, compare ratios within one run): rcgc 41.0,
-//! weak_table 41.5 (rcgc/weak_table 0.95), `HashMap` + `Weak` 44.9,
-//! weak_table/foldhash 31.3, CPython 562 (14.3x rcgc). Before the slot
-//! numbering work (see `rcgc::handle::weak`): rcgc 63.3, weak_table 39.2
-//! (1.61), CPython 654 (10.3x). Per op, valgrind's cachegrind (512 KiB
+//! Measured on a shared, loaded 2-core VM, three runs each (medians of the
+//! per-run figures; they move by 10-20 % from run to run, so compare ratios
+//! within one run): rcgc 41.0, weak_table 41.5, rcgc/weak_table 0.95,
+//! CPython/rcgc 14.3x (CPython 497-604 here, only 12-14x slower than
+//! weak_table). Before the weak-slot work (see `rcgc::handle::weak`): rcgc
+//! 55.4, weak_table 46.2, rcgc/weak_table 1.20, CPython/rcgc 9.9x. Per op,
+//! valgrind's cachegrind (512 KiB
 //! last-level cache) counts for rcgc 170 instructions, 2.8 L1 and 0.72
 //! last-level misses (before: 243, 3.9, 1.17), for weak_table 177, 2.75 and
 //! 0.69.
