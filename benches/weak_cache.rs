@@ -50,6 +50,17 @@
 //! purge 100, CPython 1920. Target: rcgc not slower than weak_table while
 //! keeping eager removal and an exact `len()`, and at least 15x faster than
 //! CPython.
+//!
+//! Measured on a shared, loaded 2-core VM, three runs each (medians of the
+//! per-run figures; they move by 10-20 % from run to run, so compare ratios
+//! within one run): rcgc 41.0, weak_table 41.5, rcgc/weak_table 0.95,
+//! CPython/rcgc 14.3x (CPython 497-604 here, only 12-14x slower than
+//! weak_table). Before the weak-slot work (see `rcgc::handle::weak`): rcgc
+//! 55.4, weak_table 46.2, rcgc/weak_table 1.20, CPython/rcgc 9.9x. Per op,
+//! valgrind's cachegrind (512 KiB
+//! last-level cache) counts for rcgc 170 instructions, 2.8 L1 and 0.72
+//! last-level misses (before: 243, 3.9, 1.17), for weak_table 177, 2.75 and
+//! 0.69.
 
 mod common;
 

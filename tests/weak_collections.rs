@@ -890,3 +890,86 @@ fn borrowed_keys_survive_their_entrys_removal() {
     let killed = if *k_small == id { 1 } else { 2 };
     assert_eq!((small.len(), owned.len()), (4 - killed, 4 - killed));
 }
+
+/// Replacing the value under a key moves the entry's weak reference to the
+/// new value when it was the old value's only one (no new weak record):
+/// leaves and tracked objects, the old value then has no weak reference, and
+/// each value's death does exactly what it should. Values that have other
+/// weak references, live on another heap, or already have a weak record
+/// take the general path with the same results.
+#[test]
+fn replacing_a_value_moves_or_renews_the_entry_weak_reference() {
+    let heap = Heap::new();
+    let other_heap = Heap::new();
+    // Leaves (u64), one heap: the weak reference moves.
+    let mut leaves: WeakValueDictionary<u32, u64> = WeakValueDictionary::new();
+    let a = heap.alloc(1u64);
+    leaves.insert(1, &a);
+    let b = heap.alloc(2u64);
+    let bytes = heap.bytes_in_use();
+    assert!(Gc::ptr_eq(&leaves.insert(1, &b).unwrap(), &a));
+    assert_eq!(heap.bytes_in_use(), bytes, "no weak record made or freed");
+    assert_eq!((Gc::weak_count(&a), Gc::weak_count(&b)), (0, 1));
+    drop(a);
+    assert_eq!(leaves.len(), 1);
+    assert_eq!(leaves.get(&1).as_deref(), Some(&2));
+    drop(b);
+    assert!(leaves.is_empty() && leaves.get(&1).is_none());
+
+    // Tracked objects; the old value keeps another weak reference, then the
+    // new value lives on another heap, then it already has a weak record.
+    let mut nodes: WeakValueDictionary<u32, Node> = WeakValueDictionary::new();
+    let x = node(&heap, 1);
+    nodes.insert(1, &x);
+    let y = node(&heap, 2);
+    nodes.insert(1, &y);
+    assert_eq!((Gc::weak_count(&x), Gc::weak_count(&y)), (0, 1));
+    let keep = Gc::downgrade(&y);
+    let z = node(&other_heap, 3);
+    nodes.insert(1, &z);
+    assert_eq!((Gc::weak_count(&y), Gc::weak_count(&z)), (1, 1));
+    let w = node(&heap, 4);
+    let w_weak = Gc::downgrade(&w);
+    nodes.insert(1, &w);
+    assert_eq!((Gc::weak_count(&z), Gc::weak_count(&w)), (0, 2));
+    drop((x, y, z));
+    assert_eq!(nodes.len(), 1);
+    assert!(keep.upgrade().is_none());
+    drop(w);
+    assert!(nodes.is_empty() && w_weak.upgrade().is_none());
+    drop((keep, w_weak, nodes, leaves));
+    assert_eq!(heap.bytes_in_use(), 0);
+    assert_eq!(other_heap.bytes_in_use(), 0);
+}
+
+/// A heap may keep a few freed weak records for reuse, but what it reports
+/// (`bytes_in_use`, `alloc_stats`) and what its memory limit counts are
+/// only live objects and the records of objects with weak references.
+#[test]
+fn freed_weak_records_are_not_reported_or_counted_by_the_limit() {
+    let heap = Heap::new();
+    let mut objects: Vec<_> = (0..4u64).map(|i| heap.alloc(i)).collect();
+    let object = heap.bytes_in_use() / 4;
+    let mut dict: WeakValueDictionary<u64, u64> = WeakValueDictionary::new();
+    dict.insert(0, &objects[0]);
+    let record = heap.bytes_in_use() - 4 * object;
+    for (i, o) in objects.iter().enumerate().skip(1) {
+        dict.insert(i as u64, o);
+    }
+    assert_eq!(heap.bytes_in_use(), 4 * object + 4 * record);
+    // Two values die: their records are freed (or kept for reuse, unseen).
+    objects.truncate(2);
+    assert_eq!(dict.len(), 2);
+    assert_eq!(heap.bytes_in_use(), 2 * object + 2 * record);
+    assert_eq!(heap.alloc_stats().bytes_in_use, heap.bytes_in_use());
+    // Room for exactly one more record under a limit at the live total.
+    let (c, d) = (heap.alloc(9u64), heap.alloc(10u64));
+    objects.truncate(1); // one more record to reuse, if kept
+    heap.set_limit(Some(heap.bytes_in_use() + record));
+    dict.insert(9, &c);
+    assert_eq!(heap.bytes_in_use(), heap.limit().unwrap());
+    assert!(Gc::try_downgrade(&d).is_err(), "no room for one more record");
+    heap.set_limit(None);
+    drop((objects, c, d, dict));
+    assert_eq!(heap.bytes_in_use(), 0);
+}

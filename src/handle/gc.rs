@@ -243,7 +243,7 @@ impl<T: Trace + ?Sized + 'static> Gc<T> {
                 return 0;
             }
             let inner = heap_of::<T>(this.value(), block_layout::<T>(this.ptr));
-            weak::weak_count_of(inner.as_ref(), this.value())
+            weak::weak_count_of::<T>(inner.as_ref(), this.value())
         }
     }
 
@@ -539,7 +539,7 @@ pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
         }
         strong.set(0);
         if object::Flags::has::<T>(value, flags::HAS_WEAK) {
-            let callbacks = weak::clear(inner, value);
+            let callbacks = weak::clear_of::<T>(inner, value);
             object::Flags::set::<T>(value, flags::HAS_WEAK, false);
             if !callbacks.is_empty() {
                 // Callbacks run with the value still intact (CPython: `del c, cb c`).

@@ -1,27 +1,47 @@
 //! [`Weak<T>`], the weak side records, and weak-reference callbacks.
 //!
 //! ```text
-//!  object ──HAS_WEAK flag──► heap side table[object address] ──► WeakSlot { target, weak, callbacks, raw }
-//!                                                                  ▲              │
-//!  Weak (plain) ─────────────────────────────────────────────────┘              ▼
-//!  Weak (with callback) ──► CallbackRecord { slot, handles, callback } ◄── callbacks list
+//!  leaf:    [flags: slot number | HAS_WEAK][strong][value]
+//!                   │ (pool index, offset)
+//!                   ▼
+//!           WeakTable.pools[index] + offset ─────┐
+//!                                                ▼
+//!  tracked: HAS_WEAK ──► WeakTable.by_address ──► WeakSlot { target, weak, callbacks, raw, heap }
+//!                        [object address]          ▲              │
+//!  Weak (plain) ───────────────────────────────────┘              ▼
+//!  Weak (with callback) ──► CallbackRecord { slot, handles, callback, raw } ◄── callbacks list
+//!  RawWeak (weak collections) ──► the slot (its `raw` callback) or a record
 //! ```
 //!
 //! * The first weak reference to an object allocates a 48-byte [`WeakSlot`]
-//!   from the object's heap, files it in the heap's side table and sets the
-//!   object's `HAS_WEAK` flag. Plain weak references all point to that slot;
-//!   `weak` counts every weak handle to the object.
+//!   from the object's heap (one of a few freed slots the heap keeps for
+//!   reuse, see [`WeakTable`], else from the allocator), files it in the
+//!   heap's [`WeakTable`] and sets the object's `HAS_WEAK` flag. Plain weak
+//!   references all point to that slot; `weak` counts every weak handle to
+//!   the object.
+//! * Filing: a leaf object keeps its slot's *number* in the spare high bits
+//!   of its `flags` word: which pool of the slot size class (a small index,
+//!   the pool's start kept in `WeakTable::pools`) and the slot's offset in
+//!   it. Finding, filing and unfiling a leaf's slot is a shift, a mask and
+//!   one read of a short vector: no hashing, no table probe. A tracked
+//!   object's header has no spare bits, so its slot is filed by address in a
+//!   hashbrown table (a multiplicative hash of the address), as is a leaf if
+//!   every pool number is taken.
 //! * A weak reference created with a callback (`Gc::downgrade_with_callback`)
 //!   has its own [`CallbackRecord`] (its `Weak` pointer carries a tag bit),
 //!   listed on the slot (the list is the record itself while there is one,
 //!   a boxed vector beyond). Dropping the last handle to a record cancels its
 //!   callback: *a callback is not called if its weak reference died first*.
 //! * [`RawWeak`] is the weak collections' reference: an internal callback
-//!   (a function pointer and plain data, [`RawCallback`]), kept in the
-//!   slot's `raw` field for the object's first one (no allocation) or in a
-//!   record. Internal callbacks run no user code and run before the user
-//!   callbacks of the same object, so weak collections are up to date when
-//!   those run.
+//!   (two words of plain data, [`RawCallback`]: the collection's hook and
+//!   the entry's hash), kept in the slot's `raw` field for the object's first
+//!   one (no allocation) or in a record. Internal callbacks run no user code
+//!   and run before the user callbacks of the same object, so weak
+//!   collections are up to date when those run. An object dying with only
+//!   that inline callback (the usual entry of a weak cache) runs it at once,
+//!   without a callback batch. A collection replacing an entry's object
+//!   moves the slot to the new object when the entry was the old one's only
+//!   weak reference ([`RawWeak::retarget`]).
 //! * When the object dies its slot's `target` is cleared first, so every
 //!   weak reference to it fails to upgrade, and only then do the callbacks
 //!   run, newest first. The object's block is freed at once: weak references
@@ -31,7 +51,8 @@
 //!   a weak reference that is itself garbage never calls back.
 //!
 //! Objects that never had a weak reference pay nothing: no field, no table
-//! entry, one flag bit that is never set.
+//! entry, one flag bit that is never set (and, for leaves, number bits that
+//! stay zero).
 
 use core::alloc::Layout;
 use core::cell::Cell;
@@ -40,7 +61,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::alloc::{AllocError, Allocator};
+use crate::alloc::{AllocError, POOL_SIZE};
 use crate::heap::inner::HeapInner;
 use crate::object::{self, flags, ObjectKind};
 use crate::trace::{Edge, Trace, Tracer};
@@ -60,10 +81,357 @@ pub(crate) struct WeakSlot {
     /// The callback of the first [`RawWeak`] to the object, kept here instead
     /// of in a record: the weak collections' entries cost no allocation.
     raw: Cell<Option<RawCallback>>,
+    /// The heap the slot (and its object) belongs to.
+    heap: NonNull<HeapInner>,
 }
 
 const SLOT_LAYOUT: Layout = Layout::new::<WeakSlot>();
 const _: () = assert!(SLOT_LAYOUT.size() == 48);
+
+/// Bits of a leaf object's `flags` word below its slot number (the flags).
+const LEAF_NUMBER_SHIFT: u32 = 8;
+const _: () = assert!(flags::ALL < 1 << LEAF_NUMBER_SHIFT);
+/// Bits of a slot number giving the slot's offset in its pool, in words.
+const OFFSET_BITS: u32 = (POOL_SIZE / SLOT_ALIGN).trailing_zeros();
+/// Pools that can hold numbered slots at once.
+const MAX_SLOT_POOLS: usize = (1 << (32 - LEAF_NUMBER_SHIFT - OFFSET_BITS)) - 1;
+const SLOT_ALIGN: usize = core::mem::align_of::<WeakSlot>();
+const _: () = assert!(
+    crate::alloc::SizeClass::for_layout(SLOT_LAYOUT).is_some() && POOL_SIZE.is_power_of_two(),
+    "slots are small blocks, each inside its POOL_SIZE-aligned pool"
+);
+
+/// How an object with `HAS_WEAK` finds its [`WeakSlot`] (one table per
+/// heap, in `HeapInner`).
+///
+/// A leaf object keeps its slot's *number* in the spare high bits of its
+/// `flags` word: the slot's pool (a small index into `pools`) and its offset
+/// in that pool. So a leaf reaches its slot with no lookup beyond `pools`,
+/// a short vector that stays in cache. A tracked object, whose header has no
+/// spare bits, is looked up by address in `by_address`, as is a leaf if
+/// every pool number is taken.
+pub(crate) struct WeakTable {
+    /// Object value address → slot, for objects without a slot number.
+    by_address: hashbrown::HashMap<usize, NonNull<WeakSlot>, AddressHash>,
+    /// The pools holding numbered slots (`None`: a free pool number).
+    pools: Vec<Option<SlotPool>>,
+    /// Free pool numbers.
+    free_pools: Vec<u32>,
+    /// Pool start address → its number in `pools`.
+    pool_numbers: hashbrown::HashMap<usize, u32, AddressHash>,
+    /// A direct-mapped cache of `pool_numbers` (start address, number),
+    /// indexed by low bits of the pool's address: new slots come from few
+    /// pools, which are then found without a lookup.
+    recent: [(usize, u32); RECENT_POOLS],
+    /// Freed slots kept for reuse, at most [`SPARE_SLOTS`], while other slots
+    /// live and the heap has no memory limit: a weak cache churning its
+    /// entries reuses a few warm slots instead of going through the
+    /// allocator (and its pool headers) twice per entry. Given back to the
+    /// allocator when the last slot is freed, and before the heap reports
+    /// its memory or gets a limit ([`release_spare_slots`]), so those stay
+    /// exact: objects plus one record per object with weak references.
+    spare: Vec<NonNull<WeakSlot>>,
+    /// Slots handed out and not freed.
+    live_slots: usize,
+}
+
+/// Most freed slots a [`WeakTable`] keeps for reuse.
+const SPARE_SLOTS: usize = 32;
+
+/// Entries of [`WeakTable::recent`].
+const RECENT_POOLS: usize = 64;
+
+/// The entry of [`WeakTable::recent`] for the pool starting at `key`.
+#[inline(always)]
+fn recent_index(key: usize) -> usize {
+    (key / POOL_SIZE) % RECENT_POOLS
+}
+
+/// A pool of the slot size class with numbered slots in it.
+struct SlotPool {
+    /// The pool's start (the provenance to reach every slot in it).
+    start: NonNull<u8>,
+    /// Numbered slots in it; the pool is forgotten when this reaches zero
+    /// (it is live until then: it holds a live block).
+    slots: u32,
+}
+
+impl WeakTable {
+    pub(crate) fn new() -> WeakTable {
+        WeakTable {
+            by_address: hashbrown::HashMap::default(),
+            pools: Vec::new(),
+            free_pools: Vec::new(),
+            pool_numbers: hashbrown::HashMap::default(),
+            recent: [(0, 0); RECENT_POOLS],
+            spare: Vec::new(),
+            live_slots: 0,
+        }
+    }
+
+    /// Gives the live slot `slot` a number (never 0), if a pool number is left.
+    #[inline]
+    fn number(&mut self, slot: NonNull<WeakSlot>) -> Option<u32> {
+        let key = slot.addr().get() & !(POOL_SIZE - 1);
+        let recent = &self.recent[recent_index(key)];
+        let index = if recent.0 == key {
+            recent.1
+        } else {
+            self.pool_number(slot)?
+        };
+        let pool = self.pools[index as usize].as_mut().expect("a numbered pool");
+        pool.slots += 1;
+        let offset = (slot.addr().get() - key) / SLOT_ALIGN;
+        Some((index + 1) << OFFSET_BITS | offset as u32)
+    }
+
+    /// The number of `slot`'s pool, given one if it has none, and cached in
+    /// `recent`; `None` if every number is taken.
+    #[cold]
+    #[inline(never)]
+    fn pool_number(&mut self, slot: NonNull<WeakSlot>) -> Option<u32> {
+        let start = slot.cast::<u8>().map_addr(|a| nonzero_addr(a.get() & !(POOL_SIZE - 1)));
+        let key = start.addr().get();
+        let index = match self.pool_numbers.get(&key) {
+            Some(&index) => index,
+            None => {
+                let index = match self.free_pools.pop() {
+                    Some(index) => index,
+                    None if self.pools.len() < MAX_SLOT_POOLS => {
+                        self.pools.push(None);
+                        (self.pools.len() - 1) as u32
+                    }
+                    None => return None,
+                };
+                self.pools[index as usize] = Some(SlotPool { start, slots: 0 });
+                self.pool_numbers.insert(key, index);
+                index
+            }
+        };
+        self.recent[recent_index(key)] = (key, index);
+        Some(index)
+    }
+
+    /// The slot numbered `number`.
+    fn numbered(&self, number: u32) -> NonNull<WeakSlot> {
+        let pool = self.pools[(number >> OFFSET_BITS) as usize - 1]
+            .as_ref()
+            .expect("a numbered pool");
+        let offset = (number & ((1 << OFFSET_BITS) - 1)) as usize * SLOT_ALIGN;
+        // SAFETY: the offset of a numbered slot in its pool, which is live
+        // while the slot is; `start` has the provenance of the whole pool.
+        unsafe { pool.start.add(offset).cast() }
+    }
+
+    /// Frees `number`, returning its slot.
+    #[inline]
+    fn unnumber(&mut self, number: u32) -> NonNull<WeakSlot> {
+        let index = (number >> OFFSET_BITS) as usize - 1;
+        let pool = self.pools[index].as_mut().expect("a numbered pool");
+        let offset = (number & ((1 << OFFSET_BITS) - 1)) as usize * SLOT_ALIGN;
+        // SAFETY: as in `numbered`.
+        let slot = unsafe { pool.start.add(offset).cast() };
+        pool.slots -= 1;
+        if pool.slots == 0 {
+            self.forget_pool(index);
+        }
+        slot
+    }
+
+    /// Forgets pool `index`, which has no numbered slot left (it may be
+    /// freed with its last slot).
+    #[cold]
+    #[inline(never)]
+    fn forget_pool(&mut self, index: usize) {
+        let Some(pool) = self.pools[index].take() else { return };
+        let key = pool.start.addr().get();
+        self.pool_numbers.remove(&key);
+        self.free_pools.push(index as u32);
+        if self.recent[recent_index(key)].0 == key {
+            self.recent[recent_index(key)] = (0, 0);
+        }
+    }
+}
+
+/// A new, uninitialised slot block of `inner`: a spare one, or from the allocator.
+#[inline]
+fn alloc_slot(inner: &HeapInner) -> Result<NonNull<WeakSlot>, AllocError> {
+    let slot = match inner.with_weak_table(|table| table.spare.pop()) {
+        Some(slot) => slot,
+        None => inner.allocator.alloc(SLOT_LAYOUT)?.cast(),
+    };
+    inner.with_weak_table(|table| table.live_slots += 1);
+    inner.block_allocated();
+    Ok(slot)
+}
+
+/// Frees a slot block of `inner` (to the spares, or to the allocator).
+///
+/// # Safety
+/// `slot` came from [`alloc_slot`] on `inner` and is not used again.
+#[inline]
+unsafe fn free_slot(inner: &HeapInner, slot: NonNull<WeakSlot>) {
+    inner.block_freed();
+    let limited = inner.allocator.limit().is_some();
+    let kept = inner.with_weak_table(|table| {
+        table.live_slots -= 1;
+        if table.live_slots > 0 && table.spare.len() < SPARE_SLOTS && !limited {
+            table.spare.push(slot);
+            true
+        } else {
+            false
+        }
+    });
+    if !kept {
+        // SAFETY: forwarded.
+        unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
+        if inner.with_weak_table(|table| table.live_slots == 0) {
+            release_spare_slots(inner);
+        }
+    }
+}
+
+/// Gives every spare slot of `inner` back to the allocator.
+#[cold]
+#[inline(never)]
+pub(crate) fn release_spare_slots(inner: &HeapInner) {
+    let spare = inner.with_weak_table(|table| core::mem::take(&mut table.spare));
+    for slot in spare {
+        // SAFETY: spare slots are unused blocks of the slot layout from
+        // `inner`'s allocator.
+        unsafe { inner.allocator.dealloc(slot.cast(), SLOT_LAYOUT) };
+    }
+}
+
+/// A nonzero address (a masked pool start is never zero: pools are not at
+/// address zero).
+fn nonzero_addr(addr: usize) -> core::num::NonZeroUsize {
+    core::num::NonZeroUsize::new(addr).expect("a pool is not at address zero")
+}
+
+/// Hashes object addresses for [`WeakTable::by_address`]. Addresses are
+/// distinct and not chosen by an adversary, so one multiplication mixes
+/// enough; the rotation brings its well-mixed high bits down to where
+/// hashbrown takes the bucket index (it takes its tag from the top bits).
+#[derive(Clone, Copy, Default)]
+struct AddressHash;
+
+impl core::hash::BuildHasher for AddressHash {
+    type Hasher = AddressHasher;
+
+    fn build_hasher(&self) -> AddressHasher {
+        AddressHasher(0)
+    }
+}
+
+struct AddressHasher(u64);
+
+impl core::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
+}
+
+/// The `flags` word of the leaf object at `value`.
+///
+/// # Safety
+/// `value` is the value address of a live leaf object.
+#[inline(always)]
+unsafe fn leaf_flags<'a>(value: NonNull<u8>) -> &'a Cell<u32> {
+    // SAFETY: forwarded.
+    unsafe { &object::leaf_header(value).as_ref().flags }
+}
+
+/// The slot of the live object at `value`, which has `HAS_WEAK`; `tracked`
+/// says its header kind.
+///
+/// # Safety
+/// `value` is a live object of `inner` with that header kind.
+#[inline]
+unsafe fn find_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> NonNull<WeakSlot> {
+    if !tracked {
+        // SAFETY: forwarded.
+        let number = unsafe { leaf_flags(value) }.get() >> LEAF_NUMBER_SHIFT;
+        if number != 0 {
+            return inner.with_weak_table(|table| table.numbered(number));
+        }
+    }
+    inner.with_weak_table(|table| table.by_address[&(value.as_ptr() as usize)])
+}
+
+/// Files the new `slot` of the live object at `value` and sets its `HAS_WEAK` flag.
+///
+/// # Safety
+/// As [`find_slot`]; the object has no slot yet.
+#[inline]
+unsafe fn file_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool, slot: NonNull<WeakSlot>) {
+    if !tracked {
+        if let Some(number) = inner.with_weak_table(|table| table.number(slot)) {
+            // SAFETY: forwarded; the number bits were clear (no slot).
+            let word = unsafe { leaf_flags(value) };
+            word.set(word.get() | (number << LEAF_NUMBER_SHIFT) | flags::HAS_WEAK as u32);
+            return;
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { file_by_address(inner, value, tracked, slot) }
+}
+
+/// [`file_slot`] for an object without a slot number.
+///
+/// # Safety
+/// As [`file_slot`].
+#[cold]
+#[inline(never)]
+unsafe fn file_by_address(inner: &HeapInner, value: NonNull<u8>, tracked: bool, slot: NonNull<WeakSlot>) {
+    inner.with_weak_table(|table| table.by_address.insert(value.as_ptr() as usize, slot));
+    // SAFETY: forwarded.
+    unsafe {
+        if tracked {
+            object::tracked_header(value).as_ref().set(flags::HAS_WEAK, true);
+        } else {
+            leaf_flags(value).set(leaf_flags(value).get() | flags::HAS_WEAK as u32);
+        }
+    }
+}
+
+/// Unfiles the slot of the object at `value`, returning it. A leaf's
+/// `HAS_WEAK` flag is cleared with its slot number; a tracked object's
+/// header is not touched (the caller clears its flag).
+///
+/// # Safety
+/// If `tracked` is false, `value` is a live leaf object of `inner` with
+/// `HAS_WEAK`. (A tracked object's address is only looked up.)
+#[inline]
+unsafe fn unfile_slot(inner: &HeapInner, value: NonNull<u8>, tracked: bool) -> Option<NonNull<WeakSlot>> {
+    if !tracked {
+        // SAFETY: forwarded.
+        let word = unsafe { leaf_flags(value) };
+        let number = word.get() >> LEAF_NUMBER_SHIFT;
+        word.set(word.get() & ((1 << LEAF_NUMBER_SHIFT) - 1) & !(flags::HAS_WEAK as u32));
+        if number != 0 {
+            return Some(inner.with_weak_table(|table| table.unnumber(number)));
+        }
+    }
+    unfile_by_address(inner, value)
+}
+
+/// [`unfile_slot`] for an object without a slot number.
+#[cold]
+#[inline(never)]
+fn unfile_by_address(inner: &HeapInner, value: NonNull<u8>) -> Option<NonNull<WeakSlot>> {
+    inner.with_weak_table(|table| table.by_address.remove(&(value.as_ptr() as usize)))
+}
 
 /// A weak reference with a callback.
 pub(crate) struct CallbackRecord {
@@ -90,22 +458,31 @@ const RECORD_TAG: usize = 1;
 /// Tag bit of a slot's `callbacks` word holding a single record.
 const ONE_RECORD: usize = 1;
 
-/// The internal callback of a [`RawWeak`]: a function and plain data, so a
-/// record needs no allocation for it and dropping it runs no user code.
+/// The internal callback of a [`RawWeak`]: plain data, so a record needs no
+/// allocation for it and dropping it runs no user code. Two words, so that
+/// it fits in a 48-byte slot beside the slot's heap pointer.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct RawCallback {
-    /// Called once when the object dies, with `data`, `hash` and the
-    /// reference's identity (see [`RawWeak::identity`]).
-    pub(crate) func: unsafe fn(*const (), u64, usize),
-    pub(crate) data: *const (),
+    /// What is called: the first field of the receiver (a weak collection's
+    /// core), which the pointer also reaches (it points to the whole receiver).
+    pub(crate) hook: NonNull<RawHook>,
     pub(crate) hash: u64,
+}
+
+/// The function a [`RawCallback`] calls, at the start of its receiver.
+#[repr(C)]
+pub(crate) struct RawHook {
+    /// Called once when the object dies, with the hook pointer, the
+    /// callback's `hash` and the reference's identity (see [`RawWeak::identity`]).
+    pub(crate) func: unsafe fn(NonNull<RawHook>, u64, usize),
 }
 
 impl RawCallback {
     fn call(self, identity: usize) {
-        // SAFETY: the creator of the `RawWeak` guarantees `func` may be called
-        // with `data` while the `RawWeak` exists (the batch only calls it then).
-        unsafe { (self.func)(self.data, self.hash, identity) }
+        // SAFETY: the creator of the `RawWeak` guarantees that the hook is
+        // live and its function may be called while the `RawWeak` exists
+        // (the batch only calls it then).
+        unsafe { (self.hook.as_ref().func)(self.hook, self.hash, identity) }
     }
 }
 
@@ -256,16 +633,17 @@ pub(crate) unsafe fn downgrade<T: Trace + 'static>(
 /// `value` is a live object holding a `T` in `inner`.
 unsafe fn slot_for<T: Trace + ?Sized + 'static>(
     value: NonNull<u8>,
-    inner: NonNull<HeapInner>,
+    heap: NonNull<HeapInner>,
 ) -> Result<NonNull<WeakSlot>, AllocError> {
     // SAFETY: the caller guarantees both are live.
-    let inner = unsafe { inner.as_ref() };
-    let key = value.as_ptr() as usize;
+    let inner = unsafe { heap.as_ref() };
+    let tracked = ObjectKind::<T>::TRACKED;
     // SAFETY: as above.
     let slot = if unsafe { object::Flags::has::<T>(value, flags::HAS_WEAK) } {
-        inner.with_weak_table(|table| table[&key])
+        // SAFETY: as above.
+        unsafe { find_slot(inner, value, tracked) }
     } else {
-        let slot = inner.allocator.alloc(SLOT_LAYOUT)?.cast::<WeakSlot>();
+        let slot = alloc_slot(inner)?;
         // SAFETY: a fresh block of the slot's layout; the object is live.
         unsafe {
             slot.write(WeakSlot {
@@ -273,11 +651,12 @@ unsafe fn slot_for<T: Trace + ?Sized + 'static>(
                 weak: Cell::new(0),
                 callbacks: Cell::new(core::ptr::null_mut()),
                 raw: Cell::new(None),
+                // The heap's own pointer (its owner data), with the
+                // provenance that may free it, not one made from `inner`.
+                heap,
             });
-            object::Flags::set::<T>(value, flags::HAS_WEAK, true);
+            file_slot(inner, value, tracked, slot);
         }
-        inner.block_allocated();
-        inner.with_weak_table(|table| table.insert(key, slot));
         slot
     };
     // SAFETY: slots in the table are live.
@@ -371,10 +750,14 @@ unsafe fn add_record_handle(record: NonNull<CallbackRecord>) {
 }
 
 /// Weak references to the object at `value`, which has `HAS_WEAK`.
-pub(crate) fn weak_count_of(inner: &HeapInner, value: NonNull<u8>) -> usize {
-    let slot = inner.with_weak_table(|table| table[&(value.as_ptr() as usize)]);
-    // SAFETY: slots in the table are live.
-    unsafe { slot.as_ref() }.weak.get()
+///
+/// # Safety
+/// `value` is a live object holding a `T` in `inner`.
+pub(crate) unsafe fn weak_count_of<T: Trace + ?Sized + 'static>(inner: &HeapInner, value: NonNull<u8>) -> usize {
+    // SAFETY: forwarded; filed slots are live.
+    unsafe { find_slot(inner, value, ObjectKind::<T>::TRACKED).as_ref() }
+        .weak
+        .get()
 }
 
 /// One callback due: a record's, or the inline raw callback of a slot.
@@ -390,14 +773,13 @@ impl Due {
     /// # Safety
     /// The batch owns a handle to the record, or a count on the slot.
     unsafe fn release(self) {
-        // SAFETY: forwarded; the object is dead, so there is no flag to clear.
-        let alive = unsafe {
+        // SAFETY: forwarded; the object is dead, so its header kind is not read.
+        unsafe {
             match self {
-                Due::Record(record) => drop_record_handle(record),
-                Due::Inline(slot) => drop_slot_handle(slot),
+                Due::Record(record) => drop_record_handle(record, false),
+                Due::Inline(slot) => drop_slot_handle(slot, false),
             }
-        };
-        debug_assert!(alive.is_none());
+        }
     }
 }
 
@@ -440,41 +822,78 @@ impl PendingCallbacks {
 
     /// Runs the callbacks, skipping those whose weak references are gone or
     /// are garbage; panics are reported.
+    #[inline]
     pub(crate) fn run(mut self, inner: &HeapInner) {
-        let first = self.one.take();
-        let more = core::mem::take(&mut self.more);
-        for due in first.into_iter().chain(more) {
-            match due {
-                Due::Record(record) => {
-                    // SAFETY: the batch holds a handle, so the record is alive.
-                    let r = unsafe { record.as_ref() };
-                    let live_handles = r.handles.get() > 1;
-                    if live_handles && !r.in_garbage.get() {
-                        if let Some(callback) = r.callback.take() {
-                            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(record))) {
-                                inner.report_panic(format_args!("a weak reference callback"), &*panic);
-                            }
-                        } else if let Some(raw) = r.raw.take() {
-                            raw.call(record.as_ptr() as usize);
-                        }
-                    }
-                }
-                Due::Inline(slot) => {
-                    // SAFETY: the batch holds a count on the slot. Dropping
-                    // the `RawWeak` cleared the callback (cancelled it).
-                    if let Some(raw) = unsafe { slot.as_ref() }.raw.take() {
-                        raw.call(slot.as_ptr() as usize);
-                    }
-                }
-            }
+        if let Some(first) = self.one.take() {
             // SAFETY: the batch's handle.
-            unsafe { due.release() };
+            unsafe { first.run(inner) };
+        }
+        if !self.more.is_empty() {
+            self.run_more(inner);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_more(&mut self, inner: &HeapInner) {
+        for due in core::mem::take(&mut self.more) {
+            // SAFETY: the batch's handle.
+            unsafe { due.run(inner) };
         }
     }
 }
 
+impl Due {
+    /// Runs the callback (unless cancelled or owned by garbage), then gives
+    /// back the batch's handle.
+    ///
+    /// # Safety
+    /// The batch owns a handle to the record, or a count on the slot, and
+    /// gives it up here.
+    #[inline]
+    unsafe fn run(self, inner: &HeapInner) {
+        match self {
+            Due::Record(record) => {
+                // SAFETY: the batch holds a handle, so the record is alive.
+                let r = unsafe { record.as_ref() };
+                let live_handles = r.handles.get() > 1;
+                if live_handles && !r.in_garbage.get() {
+                    if let Some(callback) = r.callback.take() {
+                        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(record))) {
+                            inner.report_panic(format_args!("a weak reference callback"), &*panic);
+                        }
+                    } else if let Some(raw) = r.raw.take() {
+                        raw.call(record.as_ptr() as usize);
+                    }
+                }
+            }
+            Due::Inline(slot) => {
+                // SAFETY: the batch holds a count on the slot. Dropping
+                // the `RawWeak` cleared the callback (cancelled it).
+                if let Some(raw) = unsafe { slot.as_ref() }.raw.take() {
+                    raw.call(slot.as_ptr() as usize);
+                }
+            }
+        }
+        // SAFETY: the batch's handle.
+        unsafe { self.release() };
+    }
+}
+
 impl Drop for PendingCallbacks {
+    #[inline]
     fn drop(&mut self) {
+        if self.one.is_some() || !self.more.is_empty() {
+            self.release_all();
+        }
+    }
+}
+
+impl PendingCallbacks {
+    /// Gives back the handles of callbacks not run (a panic unwound `run`).
+    #[cold]
+    #[inline(never)]
+    fn release_all(&mut self) {
         let first = self.one.take();
         let more = core::mem::take(&mut self.more);
         for due in first.into_iter().chain(more) {
@@ -484,22 +903,68 @@ impl Drop for PendingCallbacks {
     }
 }
 
-/// Detaches the weak slot of a dying object: its weak references stop
-/// upgrading. Returns its callbacks, to be run once the caller is ready. The
-/// caller clears the object's `HAS_WEAK` flag.
+/// Detaches the weak slot of the dying tracked object at `value` (the
+/// collector's garbage): its weak references stop upgrading. Returns its
+/// callbacks, to be run once the caller is ready. The caller clears the
+/// object's `HAS_WEAK` flag.
 pub(crate) fn clear(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
-    let Some(slot_ptr) = inner.with_weak_table(|table| table.remove(&(value.as_ptr() as usize))) else {
+    // SAFETY: for a tracked object only the table is read (by address), and
+    // filed slots are live.
+    unsafe { detach(inner, value, true, false) }
+}
+
+/// [`clear`] for the object at `value`, which holds a `T` and is dying
+/// because its count reached zero. Clears a leaf's `HAS_WEAK` flag; the
+/// caller clears a tracked object's. If the only callback is the internal
+/// one kept in the slot (an object in weak collections), it runs here
+/// (it runs no user code) and the batch returned is empty.
+///
+/// # Safety
+/// `value` is a live object holding a `T` in `inner`, with `HAS_WEAK`,
+/// whose block stays allocated until this returns.
+#[inline]
+pub(crate) unsafe fn clear_of<T: Trace + ?Sized + 'static>(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
+    // SAFETY: forwarded.
+    unsafe { detach(inner, value, ObjectKind::<T>::TRACKED, true) }
+}
+
+/// # Safety
+/// As [`unfile_slot`]; with `run_lone_raw`, as [`clear_of`].
+unsafe fn detach(inner: &HeapInner, value: NonNull<u8>, tracked: bool, run_lone_raw: bool) -> PendingCallbacks {
+    // SAFETY: forwarded.
+    let Some(slot_ptr) = (unsafe { unfile_slot(inner, value, tracked) }) else {
         return PendingCallbacks::none();
     };
     // SAFETY: slots in the table are live; weak references keep them.
     let slot = unsafe { slot_ptr.as_ref() };
     slot.target.set(None);
+    if run_lone_raw && slot.callbacks.get().is_null() {
+        // The usual death of an object in a weak collection. The callback
+        // may drop the last weak reference and free the slot (not the heap:
+        // the dying object's block is still counted), so the slot is not
+        // read after it.
+        if let Some(raw) = slot.raw.take() {
+            raw.call(slot_ptr.as_ptr() as usize);
+        }
+        return PendingCallbacks::none();
+    }
     let mut pending = PendingCallbacks::none();
     if slot.raw.get().is_some() {
         // The batch takes a count on the slot.
         slot.weak.set(slot.weak.get() + 1);
         pending.push(Due::Inline(slot_ptr));
     }
+    if !slot.callbacks.get().is_null() {
+        detach_records(slot, &mut pending);
+    }
+    pending
+}
+
+/// Moves the callback records of a dying object's slot to `pending`, which
+/// takes a handle to each.
+#[cold]
+#[inline(never)]
+fn detach_records(slot: &WeakSlot, pending: &mut PendingCallbacks) {
     let mut records = take_list(slot);
     if let Some(first) = records.one.take() {
         pending.push(first);
@@ -511,17 +976,16 @@ pub(crate) fn clear(inner: &HeapInner, value: NonNull<u8>) -> PendingCallbacks {
             unsafe { add_record_handle(record) };
         }
     }
-    pending
 }
 
 /// Drops one handle to a callback record (and, with the last, the record and
-/// its callback). Also drops the handle's count on the slot; see
-/// [`drop_slot_handle`] for the result.
+/// its callback). Also drops the handle's count on the slot, as
+/// [`drop_slot_handle`].
 ///
 /// # Safety
-/// The caller owns one handle to the live record.
-#[must_use]
-unsafe fn drop_record_handle(record: NonNull<CallbackRecord>) -> Option<NonNull<u8>> {
+/// The caller owns one handle to the live record; `tracked` is the header
+/// kind of its object.
+unsafe fn drop_record_handle(record: NonNull<CallbackRecord>, tracked: bool) {
     // SAFETY: the caller's handle keeps the record alive.
     let r = unsafe { record.as_ref() };
     let slot = r.slot;
@@ -538,43 +1002,51 @@ unsafe fn drop_record_handle(record: NonNull<CallbackRecord>) -> Option<NonNull<
         drop(unsafe { Box::from_raw(record.as_ptr()) });
     }
     // SAFETY: the handle's count on the slot.
-    unsafe { drop_slot_handle(slot) }
+    unsafe { drop_slot_handle(slot, tracked) }
 }
 
 /// Drops one weak handle's count on a slot; frees the slot with the last.
-/// Returns the object if it is alive and just lost its last weak reference:
-/// the caller, which knows its type, must clear its `HAS_WEAK` flag.
+/// If the object is still alive it then has no weak reference left: its
+/// slot is unfiled and its `HAS_WEAK` flag cleared.
 ///
 /// # Safety
-/// The caller owns one count on the live slot.
-#[must_use]
-unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>) -> Option<NonNull<u8>> {
+/// The caller owns one count on the live slot; `tracked` is the header kind
+/// of its object (only read while the object lives).
+unsafe fn drop_slot_handle(slot_ptr: NonNull<WeakSlot>, tracked: bool) {
     // SAFETY: the caller's count keeps the slot alive.
     let slot = unsafe { slot_ptr.as_ref() };
     let left = slot.weak.get() - 1;
     slot.weak.set(left);
     if left > 0 {
-        return None;
+        return;
     }
-    // SAFETY: the slot is a live block of its heap; the heap outlives it.
+    // SAFETY: the slot is a live block of its heap; the heap outlives it,
+    // and a set target is a live object of that heap.
     unsafe {
-        let inner_ptr =
-            NonNull::new_unchecked(Allocator::owner_data_of(slot_ptr.cast(), SLOT_LAYOUT).cast::<HeapInner>());
+        let inner_ptr = slot.heap;
         let inner = inner_ptr.as_ref();
         let target = slot.target.get();
         if let Some(target) = target {
             // The object lives on without weak references.
-            inner.with_weak_table(|table| table.remove(&(target.as_ptr() as usize)));
+            unfile_slot(inner, target, tracked);
+            if tracked {
+                object::tracked_header(target).as_ref().set(flags::HAS_WEAK, false);
+            }
         }
-        let list = take_list(slot);
-        debug_assert!(list.is_empty(), "records hold counts on their slot");
-        core::mem::forget(list);
-        inner.allocator.dealloc(slot_ptr.cast(), SLOT_LAYOUT);
-        inner.block_freed();
-        if target.is_none() && inner.release_depth.get() == 0 {
+        if !slot.callbacks.get().is_null() {
+            // An emptied vector of records (each held a count on the slot).
+            let list = take_list(slot);
+            debug_assert!(list.is_empty(), "records hold counts on their slot");
+            core::mem::forget(list);
+        }
+        free_slot(inner, slot_ptr);
+        // A live target keeps the heap (its block is counted), as does any
+        // live object: an object is counted in `live_objects` only while its
+        // block is counted in the heap's blocks, so the cheap test skips
+        // the call whenever the heap cannot be freed anyway.
+        if target.is_none() && inner.release_depth.get() == 0 && inner.live_objects.get() == 0 {
             HeapInner::maybe_destroy(inner_ptr);
         }
-        target
     }
 }
 
@@ -596,23 +1068,14 @@ impl<T: Trace + 'static> Clone for Weak<T> {
 impl<T: Trace + 'static> Drop for Weak<T> {
     fn drop(&mut self) {
         let Some(ptr) = self.ptr else { return };
-        let alive_without_weak = if ptr.addr().get() & RECORD_TAG != 0 {
+        let tracked = ObjectKind::<T>::TRACKED;
+        if ptr.addr().get() & RECORD_TAG != 0 {
             let record = ptr.as_ptr().map_addr(|a| a & !RECORD_TAG).cast::<CallbackRecord>();
-            // SAFETY: this handle owns one count on the record.
-            unsafe { drop_record_handle(NonNull::new_unchecked(record)) }
+            // SAFETY: this handle owns one count on the record of an object holding a `T`.
+            unsafe { drop_record_handle(NonNull::new_unchecked(record), tracked) }
         } else {
-            // SAFETY: this handle owns one count on the slot.
-            unsafe { drop_slot_handle(ptr.cast()) }
-        };
-        if let Some(target) = alive_without_weak {
-            // SAFETY: the object is alive and holds a T; its heap lives.
-            unsafe {
-                object::Flags::set::<T>(target, flags::HAS_WEAK, false);
-                let inner = super::gc::heap_of::<T>(target, crate::object::ObjectKind::<T>::VTABLE.block_layout);
-                if inner.as_ref().release_depth.get() == 0 {
-                    HeapInner::maybe_destroy(inner);
-                }
-            }
+            // SAFETY: this handle owns one count on the slot of an object holding a `T`.
+            unsafe { drop_slot_handle(ptr.cast(), tracked) }
         }
     }
 }
@@ -689,7 +1152,7 @@ impl RawWeak {
     /// this reference's [`identity`](Self::identity).
     ///
     /// # Safety
-    /// `callback.func` may be called with its data while this `RawWeak`
+    /// `callback.hook` is live and its function may be called while this `RawWeak`
     /// exists, and does not panic.
     pub(crate) unsafe fn with_raw<T: Trace + ?Sized + 'static>(
         this: &Gc<T>,
@@ -733,6 +1196,61 @@ impl RawWeak {
         Ok(RawWeak { ptr })
     }
 
+    /// Points this reference at `this`'s object instead, keeping its
+    /// callback, if it can be done by moving its slot: the reference is the
+    /// slot's only handle (inline callback, no other weak reference), its
+    /// object is alive, and the new object, of the same heap, has no weak
+    /// reference yet. Returns whether it did; if not, nothing changed. A
+    /// weak cache replacing the value under a key so skips freeing one slot
+    /// and making another.
+    pub(crate) fn retarget<T: Trace + ?Sized + 'static>(&self, this: &Gc<T>) -> bool {
+        let tracked = crate::object::ObjectKind::<T>::TRACKED;
+        if self.ptr.addr().get() & RAW_INLINE == 0 || (self.ptr.addr().get() & RAW_TRACKED != 0) != tracked {
+            return false;
+        }
+        let slot_ptr = self.slot_ptr();
+        let slot = self.slot();
+        let Some(old) = slot.target.get() else { return false };
+        if slot.weak.get() != 1 || !slot.callbacks.get().is_null() {
+            return false;
+        }
+        let value = this.value();
+        // SAFETY: only the pointer's metadata is read (as `Gc::size_of`); the
+        // handle keeps the object and its heap alive.
+        let inner = unsafe {
+            let layout = crate::object::ObjectKind::<T>::layout_of_val(&*Gc::as_ptr(this));
+            super::gc::heap_of::<T>(value, layout)
+        };
+        // SAFETY: the handle keeps the object alive.
+        if inner != slot.heap || unsafe { object::Flags::has::<T>(value, flags::HAS_WEAK) } {
+            return false;
+        }
+        // SAFETY: a set target is a live object of the slot's heap, of the
+        // header kind recorded in this reference's tag (checked equal to
+        // `T`'s); the new object is live, of the same heap, without a slot.
+        unsafe {
+            let inner = inner.as_ref();
+            unfile_slot(inner, old, tracked);
+            if tracked {
+                object::tracked_header(old).as_ref().set(flags::HAS_WEAK, false);
+            }
+            slot.target.set(Some(value));
+            file_slot(inner, value, tracked, slot_ptr);
+        }
+        true
+    }
+
+    /// The `hash` of this reference's [`RawCallback`], until it is called.
+    pub(crate) fn hash(&self) -> Option<u64> {
+        let raw = if self.ptr.addr().get() & RAW_INLINE != 0 {
+            self.slot().raw.get()
+        } else {
+            // SAFETY: this handle keeps its record alive.
+            unsafe { self.untagged().cast::<CallbackRecord>().as_ref() }.raw.get()
+        };
+        raw.map(|raw| raw.hash)
+    }
+
     /// What this reference's [`RawCallback`] is given to tell which
     /// reference died: the address of its slot or record.
     pub(crate) fn identity(&self) -> usize {
@@ -763,7 +1281,7 @@ impl RawWeak {
     pub(crate) fn heap(&self) -> NonNull<HeapInner> {
         // SAFETY: the slot is a live block of the object's heap, whose owner
         // data is the heap's state (set in `HeapInner::create`).
-        unsafe { NonNull::new_unchecked(Allocator::owner_data_of(self.slot_ptr().cast(), SLOT_LAYOUT).cast()) }
+        self.slot().heap
     }
 
     /// The object's value address while it is alive (strong count above zero).
@@ -825,29 +1343,19 @@ pub(crate) unsafe fn is_alive<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> b
 
 impl Drop for RawWeak {
     fn drop(&mut self) {
-        let alive = if self.ptr.addr().get() & RAW_INLINE != 0 {
+        let tracked = self.ptr.addr().get() & RAW_TRACKED != 0;
+        if self.ptr.addr().get() & RAW_INLINE != 0 {
             let slot = self.untagged().cast::<WeakSlot>();
-            // SAFETY: this handle owns one count on the slot. Clearing the
-            // inline callback cancels it.
+            // SAFETY: this handle owns one count on the slot, whose object
+            // has the header kind recorded at creation. Clearing the inline
+            // callback cancels it.
             unsafe {
                 slot.as_ref().raw.set(None);
-                drop_slot_handle(slot)
+                drop_slot_handle(slot, tracked)
             }
         } else {
-            // SAFETY: this handle owns one count on the record.
-            unsafe { drop_record_handle(self.untagged().cast()) }
-        };
-        if let Some(target) = alive {
-            // The object lives on without weak references. Its heap cannot be
-            // freed while it lives, so only the flag needs clearing.
-            // SAFETY: the object is alive; the header kind was recorded at creation.
-            unsafe {
-                if self.ptr.addr().get() & RAW_TRACKED != 0 {
-                    object::tracked_header(target).as_ref().set(flags::HAS_WEAK, false);
-                } else {
-                    object::leaf_header(target).as_ref().set(flags::HAS_WEAK, false);
-                }
-            }
+            // SAFETY: this handle owns one count on the record; as above.
+            unsafe { drop_record_handle(self.untagged().cast(), tracked) }
         }
     }
 }
@@ -855,5 +1363,42 @@ impl Drop for RawWeak {
 impl fmt::Debug for RawWeak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "(RawWeak)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Heap, WeakValueDictionary};
+
+    /// Leaves whose slot cannot get a number (every pool number taken) are
+    /// filed by address instead, and behave the same.
+    #[test]
+    fn leaves_without_a_slot_number_use_the_address_table() {
+        let heap = Heap::new();
+        heap.inner()
+            .with_weak_table(|table| table.pools.resize_with(MAX_SLOT_POOLS, || None));
+        let a = heap.alloc(1u64);
+        let w = Gc::downgrade(&a);
+        // SAFETY: `a` is a live leaf; `Gc::as_ptr` may reach its header.
+        let number =
+            unsafe { leaf_flags(NonNull::new_unchecked(Gc::as_ptr(&a) as *mut u8)) }.get() >> LEAF_NUMBER_SHIFT;
+        assert_eq!(number, 0, "filed by address");
+        assert_eq!(heap.inner().with_weak_table(|table| table.by_address.len()), 1);
+        let w2 = Gc::downgrade(&a);
+        assert_eq!(Gc::weak_count(&a), 2);
+        let mut dict = WeakValueDictionary::new();
+        dict.insert(1, &a);
+        drop((w2, w));
+        assert_eq!(Gc::weak_count(&a), 1);
+        let b = heap.alloc(2u64);
+        dict.insert(1, &b); // moves the dictionary's reference
+        assert_eq!((Gc::weak_count(&a), Gc::weak_count(&b)), (0, 1));
+        let w = Gc::downgrade(&b);
+        drop(b);
+        assert!(w.upgrade().is_none() && dict.is_empty());
+        assert_eq!(heap.inner().with_weak_table(|table| table.by_address.len()), 0);
+        drop((w, a, dict));
+        assert_eq!(heap.bytes_in_use(), 0);
     }
 }

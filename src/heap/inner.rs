@@ -32,7 +32,7 @@ use crate::collect::{
 use crate::handle::AnyGc;
 use crate::object::{self, flags, TrackedHeader};
 
-use super::super::handle::weak::WeakSlot;
+use super::super::handle::weak::WeakTable;
 
 /// Nesting depth of releases past which value drops are queued instead of
 /// run recursively (CPython's trashcan uses 50).
@@ -81,8 +81,8 @@ pub(crate) struct HeapInner {
     pub(crate) stats: Cell<[GenerationStats; GENERATIONS]>,
     garbage: RefCell<Vec<AnyGc>>,
     policy: RefCell<Box<dyn CollectorPolicy>>,
-    /// Object value address → its weak record, for objects with `HAS_WEAK`.
-    weak_table: UnsafeCell<hashbrown::HashMap<usize, NonNull<WeakSlot>>>,
+    /// Where objects with `HAS_WEAK` find their weak records.
+    weak_table: UnsafeCell<WeakTable>,
     deferred: UnsafeCell<Vec<Deferred>>,
     pub(crate) release_depth: Cell<u32>,
     /// Objects and weak records allocated and not yet freed.
@@ -114,7 +114,7 @@ impl HeapInner {
             stats: Cell::new([GenerationStats::default(); GENERATIONS]),
             garbage: RefCell::new(Vec::new()),
             policy: RefCell::new(Box::new(Generational)),
-            weak_table: UnsafeCell::new(hashbrown::HashMap::new()),
+            weak_table: UnsafeCell::new(WeakTable::new()),
             deferred: UnsafeCell::new(Vec::new()),
             release_depth: Cell::new(0),
             live_blocks: Cell::new(0),
@@ -146,12 +146,15 @@ impl HeapInner {
 
     /// Runs `f` on the weak side table. `f` must not call user code.
     #[inline]
-    pub(crate) fn with_weak_table<R>(
-        &self,
-        f: impl FnOnce(&mut hashbrown::HashMap<usize, NonNull<WeakSlot>>) -> R,
-    ) -> R {
+    pub(crate) fn with_weak_table<R>(&self, f: impl FnOnce(&mut WeakTable) -> R) -> R {
         // SAFETY: as in `with_gens`.
         f(unsafe { &mut *self.weak_table.get() })
+    }
+
+    /// Gives the freed weak records kept for reuse back to the allocator, so
+    /// that its byte count and limit see only live objects and records.
+    pub(crate) fn release_spare_weak_records(&self) {
+        crate::handle::weak::release_spare_slots(self);
     }
 
     /// Runs `f` on the deferred-release queue. `f` must not call user code.

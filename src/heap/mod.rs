@@ -150,6 +150,7 @@ impl Heap {
     /// may occupy. Allocations past it fail (`try_alloc` returns the error);
     /// objects already allocated are unaffected.
     pub fn set_limit(&self, bytes: Option<usize>) {
+        self.inner().release_spare_weak_records();
         self.inner().allocator.set_limit(bytes)
     }
 
@@ -160,11 +161,13 @@ impl Heap {
 
     /// Bytes occupied by live objects and weak records (at size-class granularity).
     pub fn bytes_in_use(&self) -> usize {
+        self.inner().release_spare_weak_records();
         self.inner().allocator.bytes_in_use()
     }
 
     /// The allocator's statistics table (like `sys._debugmallocstats()`).
     pub fn alloc_stats(&self) -> AllocStats {
+        self.inner().release_spare_weak_records();
         self.inner().allocator.stats()
     }
 

@@ -21,8 +21,12 @@
 //! that is always exact, and no operation ever scans for dead entries.
 //!
 //! The engine shared by all of them is `Core`: a `hashbrown::HashTable` of
-//! entries `{ hash, weak, object pointer, data }`, where the data is a key
-//! (`WeakValueDictionary`), a value (`WeakKeyDictionary`) or nothing.
+//! entries `{ weak, object pointer, data }` (24 bytes for a `u64` key),
+//! where the data is a key (`WeakValueDictionary`), a value
+//! (`WeakKeyDictionary`) or nothing. The entry's hash is not stored in it:
+//! its weak reference's callback keeps it (the callback is given it to find
+//! the entry), and the table reads it from there when it grows, which
+//! happens only right after a commit, when every entry is live.
 //! Invariants:
 //!
 //! * An entry is *live* while it has its weak reference: it is then counted
@@ -61,7 +65,7 @@ use core::ptr::NonNull;
 
 use hashbrown::HashTable;
 
-use crate::handle::weak::{self as raw, RawCallback, RawWeak};
+use crate::handle::weak::{self as raw, RawCallback, RawHook, RawWeak};
 use crate::trace::Trace;
 use crate::Gc;
 
@@ -106,7 +110,6 @@ fn ptr_of<T: Trace + ?Sized + 'static>(gc: &Gc<T>) -> NonNull<T> {
 
 /// One entry of a [`Core`]; see the [module docs](self).
 pub(crate) struct Entry<T: ?Sized + 'static, D> {
-    hash: u64,
     /// The entry's weak reference while it is live; taken by its callback.
     weak: UnsafeCell<Option<RawWeak>>,
     ptr: NonNull<T>,
@@ -114,6 +117,17 @@ pub(crate) struct Entry<T: ?Sized + 'static, D> {
 }
 
 impl<T: Trace + ?Sized + 'static, D> Entry<T, D> {
+    /// The entry's hash, kept by its weak reference's callback. Only read
+    /// when the table is resized, after a commit: every entry is live then.
+    #[inline]
+    fn hash(&self) -> u64 {
+        // SAFETY: a plain read; the field is only written by the death
+        // callback and exclusive operations, never while this runs.
+        let hash = unsafe { (*self.weak.get()).as_ref() }.and_then(RawWeak::hash);
+        debug_assert!(hash.is_some(), "a removed entry is erased before the table changes");
+        hash.unwrap_or(0)
+    }
+
     #[inline]
     fn is_live(&self) -> bool {
         // SAFETY: a plain read; the field is only written by the death
@@ -153,7 +167,11 @@ impl<T: Trace + ?Sized + 'static, D> Entry<T, D> {
 }
 
 /// The table-of-entries engine of the weak collections; see the [module docs](self).
+#[repr(C)]
 pub(crate) struct Core<T: ?Sized + 'static, D> {
+    /// The entries' death callback (first, so that a pointer to the core is
+    /// one to its hook).
+    hook: RawHook,
     table: UnsafeCell<HashTable<Entry<T, D>>>,
     /// Buckets of removed entries, erased by the next [`commit`](Self::commit).
     removed: UnsafeCell<Vec<usize>>,
@@ -183,6 +201,7 @@ fn reentered() -> ! {
 impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
     fn new(capacity: usize, eager: bool) -> Core<T, D> {
         Core {
+            hook: RawHook { func: Self::on_death },
             table: UnsafeCell::new(HashTable::with_capacity(capacity)),
             removed: UnsafeCell::new(Vec::new()),
             len: Cell::new(0),
@@ -264,12 +283,13 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
     /// The raw callback of an entry's weak reference.
     ///
     /// # Safety
-    /// `core` is a live `Core<T, D>` while the weak reference exists.
-    unsafe fn on_death(core: *const (), hash: u64, record: usize) {
+    /// `core` points to a live `Core<T, D>` (made by `new_weak` from a
+    /// reference to the whole core).
+    unsafe fn on_death(core: NonNull<RawHook>, hash: u64, record: usize) {
         // SAFETY: the callback of an entry's weak reference runs only while
         // the reference exists, and the core drops all of them before it is
-        // freed.
-        let core = unsafe { &*core.cast::<Core<T, D>>() };
+        // freed; the hook is the core's first field (`repr(C)`).
+        let core = unsafe { core.cast::<Core<T, D>>().as_ref() };
         core.kill(hash, record);
     }
 
@@ -372,14 +392,13 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
         self.check_exclusive();
         let weak = self.new_weak(hash, object);
         let entry = Entry {
-            hash,
             weak: UnsafeCell::new(Some(weak)),
             ptr: ptr_of(object),
             data,
         };
         // SAFETY: exclusive; the hasher reads stored hashes (no user code).
         let index = unsafe { self.table_mut() }
-            .insert_unique(hash, entry, |e| e.hash)
+            .insert_unique(hash, entry, Entry::hash)
             .bucket_index();
         self.len.set(self.len.get() + 1);
         index
@@ -387,8 +406,7 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
 
     fn new_weak(&self, hash: u64, object: &Gc<T>) -> RawWeak {
         let callback = RawCallback {
-            func: Self::on_death,
-            data: (self as *const Core<T, D>).cast(),
+            hook: NonNull::from(self).cast(),
             hash,
         };
         // SAFETY: the core outlives its entries' weak references (see `Drop
@@ -396,17 +414,27 @@ impl<T: Trace + ?Sized + 'static, D> Core<T, D> {
         unsafe { RawWeak::with_raw(object, callback) }.unwrap_or_else(|err| panic!("rcgc: {err}"))
     }
 
-    /// Points the live entry in bucket `index` to `object` instead (a new
-    /// weak reference; the old one's callback can no longer remove it), and
-    /// returns the old weak reference for the caller to drop.
+    /// Points the live entry in bucket `index` to `object` instead (its
+    /// weak reference moved to the new object, or a new one: the old one's
+    /// callback can no longer remove it), and returns the old weak reference,
+    /// if any, for the caller to drop.
     ///
     /// # Safety
     /// Exclusive, as [`commit`](Self::commit), with no commit since `index`
     /// was found.
     pub(crate) unsafe fn replace(&self, index: usize, object: &Gc<T>) -> Option<RawWeak> {
         self.check_exclusive();
-        let hash = self.table().get_bucket(index).expect("a live bucket").hash;
-        let weak = self.new_weak(hash, object);
+        let entry = self.table().get_bucket(index).expect("a live bucket");
+        // SAFETY: a plain read of the field, written by nothing meanwhile.
+        if unsafe { (*entry.weak.get()).as_ref() }.is_some_and(|weak| weak.retarget(object)) {
+            // SAFETY: exclusive; the shared borrow above has ended.
+            unsafe { self.table_mut() }
+                .get_bucket_mut(index)
+                .expect("a live bucket")
+                .ptr = ptr_of(object);
+            return None;
+        }
+        let weak = self.new_weak(entry.hash(), object);
         // SAFETY: exclusive.
         let entry = unsafe { self.table_mut() }
             .get_bucket_mut(index)
