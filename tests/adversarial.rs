@@ -144,31 +144,100 @@ fn a_panicking_drop_on_the_refcount_path_propagates_and_still_frees_the_object()
     assert_eq!(heap.collect(), 1);
 }
 
-/// A panicking `Drop` deep inside a long release cascade (past the depth
-/// where releases are queued instead of nested) still lets every node of
-/// the chain be dropped and freed by the time the panic reaches the caller.
-#[test]
-#[ignore = "bug: a panic unwinding out of a deep release cascade skips drain_deferred, leaving the queued releases undone until some later release"]
-fn a_panicking_drop_deep_in_a_release_cascade_frees_the_whole_chain() {
-    let heap = Heap::new();
-    let drops = Counter::default();
-    let n = 2 * rcgc::MAX_RELEASE_DEPTH as usize + 10;
-    let head = node(&heap, &drops);
+/// A chain of `n` nodes (each holding the next) whose nodes at the indices
+/// in `panicking` panic in `Drop` with "drop <i> exploded"; returns the head.
+fn chain(heap: &Heap, drops: &Counter, n: usize, panicking: &[usize]) -> Gc<Node> {
+    let head = node(heap, drops);
     let mut tail = head.clone();
     for i in 1..n {
-        let next = if i == n / 2 {
-            node_with(&heap, &drops, |_| panic!("deep drop exploded"))
+        let next = if panicking.contains(&i) {
+            node_with(heap, drops, move |_| panic!("drop {i} exploded"))
         } else {
-            node(&heap, &drops)
+            node(heap, drops)
         };
         link(&tail, &next);
         tail = next;
     }
-    drop(tail);
+    head
+}
+
+/// A panicking `Drop` deep inside a long release cascade (past the depth
+/// where releases are queued instead of nested) still lets every node of
+/// the chain be dropped and freed by the time the panic reaches the caller.
+#[test]
+fn a_panicking_drop_deep_in_a_release_cascade_frees_the_whole_chain() {
+    let heap = Heap::new();
+    let drops = Counter::default();
+    let n = 2 * rcgc::MAX_RELEASE_DEPTH as usize + 10;
+    let head = chain(&heap, &drops, n, &[n / 2]);
     let result = catch_unwind(AssertUnwindSafe(move || drop(head)));
-    assert_eq!(panic_message(&*result.unwrap_err()), "deep drop exploded");
+    assert_eq!(panic_message(&*result.unwrap_err()), format!("drop {} exploded", n / 2));
     assert_eq!(drops.get(), n, "every node of the chain was dropped");
     assert_eq!(heap.object_count(), 0, "every node of the chain was freed");
+    assert_eq!(heap.bytes_in_use(), 0);
+    // The heap is fully usable afterwards.
+    self_cycle(&heap, &drops);
+    assert_eq!(heap.collect(), 1);
+}
+
+/// A `Drop` that panics in the nested part of a long cascade (before any
+/// release was queued): the nodes below it are released as the panic
+/// unwinds, and the queued rest of the chain still runs before the panic
+/// reaches the caller.
+#[test]
+fn a_panicking_drop_early_in_a_long_release_cascade_frees_the_whole_chain() {
+    let heap = Heap::new();
+    let drops = Counter::default();
+    let n = 3 * rcgc::MAX_RELEASE_DEPTH as usize + 6;
+    let head = chain(&heap, &drops, n, &[10]);
+    let result = catch_unwind(AssertUnwindSafe(move || drop(head)));
+    assert_eq!(panic_message(&*result.unwrap_err()), "drop 10 exploded");
+    assert_eq!(drops.get(), n, "every node of the chain was dropped");
+    assert_eq!(heap.object_count(), 0, "every node of the chain was freed");
+    assert_eq!(heap.bytes_in_use(), 0);
+}
+
+/// Two panicking `Drop`s in one long cascade, one in the nested part and
+/// one in a queued part: the first panic reaches the caller, the second is
+/// reported on the heap's debug sink, and every node is dropped and freed.
+#[test]
+fn two_panicking_drops_in_a_release_cascade_propagate_the_first_and_report_the_second() {
+    let heap = Heap::new();
+    let sink = Sink::attach(&heap);
+    let drops = Counter::default();
+    let depth = rcgc::MAX_RELEASE_DEPTH as usize;
+    let n = 3 * depth + 6;
+    let (early, late) = (5, 2 * depth + 3);
+    let head = chain(&heap, &drops, n, &[early, late]);
+    let result = catch_unwind(AssertUnwindSafe(move || drop(head)));
+    assert_eq!(panic_message(&*result.unwrap_err()), format!("drop {early} exploded"));
+    let report = sink.text();
+    assert!(report.contains(&format!("drop {late} exploded")), "{report}");
+    assert!(!report.contains(&format!("drop {early} exploded")), "{report}");
+    assert_eq!(drops.get(), n, "every node of the chain was dropped");
+    assert_eq!(heap.object_count(), 0, "every node of the chain was freed");
+    assert_eq!(heap.bytes_in_use(), 0);
+}
+
+/// A cascade that panics after the `Heap` was dropped: the queued releases
+/// still run, and the heap's state is freed with the last node (Miri would
+/// report it leaked otherwise).
+#[test]
+fn a_panicking_release_cascade_after_the_heap_is_gone_frees_the_heap_state() {
+    let heap = Heap::new();
+    let drops = Counter::default();
+    let n = 2 * rcgc::MAX_RELEASE_DEPTH as usize + 10;
+    let head = chain(&heap, &drops, n, &[3, n - 2]);
+    let sink = Sink::attach(&heap);
+    drop(heap);
+    let result = catch_unwind(AssertUnwindSafe(move || drop(head)));
+    assert_eq!(panic_message(&*result.unwrap_err()), "drop 3 exploded");
+    assert!(
+        sink.text().contains(&format!("drop {} exploded", n - 2)),
+        "{}",
+        sink.text()
+    );
+    assert_eq!(drops.get(), n, "every node of the chain was dropped");
 }
 
 /// A finalizer that resurrects its object and then panics: the panic is

@@ -10,7 +10,7 @@ use core::marker::PhantomData;
 use core::mem::align_of;
 use core::ops::Deref;
 use core::ptr::NonNull;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::alloc::{usable_size, AllocError, AllocErrorKind, Allocator};
 use crate::heap::current;
@@ -560,14 +560,65 @@ pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
             let release = object::tracked_header(value).as_ref().vtable().deferred_release;
             inner.with_deferred(|queue| queue.push((value, release)));
             return;
+        } else if T::MAY_CONTAIN_GC && inner.release_depth.get() == 0 {
+            // The outermost release of a value that may start a cascade.
+            release_outermost(inner_ptr, ptr, layout);
+            return;
         } else {
             let _depth = DepthGuard::enter(inner);
             drop_and_free(inner, ptr, layout);
+            if T::MAY_CONTAIN_GC {
+                // Nested (the depth was not 0): the outermost release drains.
+                return;
+            }
         }
         if inner.release_depth.get() == 0 {
-            inner.drain_deferred();
+            // A leaf, or a dead value: nothing of ours can have been queued
+            // below this release, unless its `Drop` dropped handles it reached
+            // some other way; those run now (normally they already have).
+            let panic = inner.drain_deferred();
             HeapInner::maybe_destroy(inner_ptr);
+            if let Some(panic) = panic {
+                resume_unwind(panic);
+            }
         }
+    }
+}
+
+/// The outermost (depth 0) release of a value that may own handles: drops
+/// it (which may cascade), then runs every release the cascade queued, then
+/// frees the heap state if the `Heap` is gone.
+///
+/// A `Drop` that panics anywhere in the cascade must not leave queued
+/// releases undone, yet no `Drop` may run while a panic unwinds (a second
+/// panic would abort). So the panic is caught here, the queue is drained as
+/// usual (each further panic caught and reported), and the first panic then
+/// resumes unwinding into the caller.
+///
+/// # Safety
+/// As `release`, at depth 0, for a live value whose count was set to 0.
+#[inline(never)]
+unsafe fn release_outermost<T: Trace + ?Sized + 'static>(
+    inner_ptr: NonNull<HeapInner>,
+    ptr: NonNull<T>,
+    layout: Layout,
+) {
+    // SAFETY: the caller guarantees the heap state is live (the object is).
+    let inner = unsafe { inner_ptr.as_ref() };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let _depth = DepthGuard::enter(inner);
+        // SAFETY: forwarded caller contract: the value is dying and ours.
+        unsafe { drop_and_free(inner, ptr, layout) }
+    }));
+    let panic = match result {
+        Ok(()) => inner.drain_deferred(),
+        Err(first) => inner.drain_deferred_after(Some(first)),
+    };
+    // SAFETY: depth 0 again and the release is done; `inner` is not used
+    // after this call.
+    unsafe { HeapInner::maybe_destroy(inner_ptr) };
+    if let Some(panic) = panic {
+        resume_unwind(panic);
     }
 }
 

@@ -10,7 +10,12 @@
 //! releases that one too. Past [`MAX_RELEASE_DEPTH`](crate::heap::MAX_RELEASE_DEPTH)
 //! nested releases the rest are queued and run iteratively by the outermost
 //! release (CPython's "trashcan"), so dropping the head of a very long list
-//! does not overflow the stack.
+//! does not overflow the stack. If a `Drop` in the cascade panics, the
+//! outermost release catches the panic, still runs every queued release
+//! (reporting further panics on the heap's debug sink), and then resumes the
+//! first panic, so every object of the cascade is dropped and freed by the
+//! time the panic reaches the code that dropped the first handle. (A leaf
+//! value's release pays no `catch_unwind`: its fields own no handles.)
 //!
 //! A `Weak<T>` points to a small side record, not to the object, so an
 //! object's memory is reused as soon as it dies even while weak references

@@ -23,6 +23,7 @@ use core::fmt;
 use core::ptr::NonNull;
 use std::any::Any;
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::alloc::Allocator;
 use crate::collect::generations::Generations;
@@ -448,22 +449,48 @@ impl HeapInner {
     }
 
     /// Drains the deferred-release queue iteratively. Call it only at depth 0.
+    ///
+    /// Every queued release runs, even when some of them panic: the first
+    /// panic is returned (for the caller to resume once its own bookkeeping
+    /// is done), later ones are reported like panics in other user code the
+    /// heap runs.
     #[inline(always)]
-    pub(crate) fn drain_deferred(&self) {
+    #[must_use = "a returned panic must be resumed or reported"]
+    pub(crate) fn drain_deferred(&self) -> Option<Box<dyn Any + Send>> {
         if self.with_deferred(|queue| !queue.is_empty()) {
-            self.drain_deferred_slow();
+            self.drain_deferred_after(None)
+        } else {
+            None
         }
     }
 
+    /// [`drain_deferred`](Self::drain_deferred) after the panic `first`
+    /// (if any) was caught: returns the first of all the panics.
     #[cold]
     #[inline(never)]
-    fn drain_deferred_slow(&self) {
+    #[must_use = "a returned panic must be resumed or reported"]
+    pub(crate) fn drain_deferred_after(&self, mut first: Option<Box<dyn Any + Send>>) -> Option<Box<dyn Any + Send>> {
         debug_assert_eq!(self.release_depth.get(), 0);
-        while let Some((value, release)) = self.with_deferred(|queue| queue.pop()) {
-            let _depth = DepthGuard::enter(self);
-            // SAFETY: queued entries are dying objects whose release function
-            // has not run; each is popped once.
-            unsafe { release(value) };
+        loop {
+            // One catch_unwind around the whole loop, re-entered after a
+            // panic: an entry is popped before its release runs, so a release
+            // that panics is never run twice and the rest still run.
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                while let Some((value, release)) = self.with_deferred(|queue| queue.pop()) {
+                    let _depth = DepthGuard::enter(self);
+                    // SAFETY: queued entries are dying objects whose release
+                    // function has not run; each is popped once.
+                    unsafe { release(value) };
+                }
+            }));
+            match result {
+                Ok(()) => return first,
+                Err(panic) if first.is_none() => first = Some(panic),
+                Err(panic) => self.report_panic(
+                    format_args!("a Drop run by a release cascade that already panicked"),
+                    &*panic,
+                ),
+            }
         }
     }
 }

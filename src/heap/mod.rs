@@ -206,7 +206,12 @@ impl Drop for Heap {
         inner.shut_down();
         crate::collect::algorithm::collect(inner, crate::collect::GENERATIONS - 1);
         if inner.release_depth.get() == 0 {
-            inner.drain_deferred();
+            // Queued releases left by a cascade that a leaf's `Drop` started
+            // (see `handle::gc::release`); their panics are reported, like
+            // those of the final collection.
+            if let Some(panic) = inner.drain_deferred() {
+                inner.report_panic(format_args!("a Drop run by a release cascade"), &*panic);
+            }
         }
         // SAFETY: the Heap does not use `inner` after this.
         unsafe { HeapInner::heap_dropped(self.inner) };
