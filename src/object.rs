@@ -15,7 +15,7 @@
 //!  tracked object (T may own a Gc) — 16-byte header
 //!  +---------------------------+-------------+-------------+-------------------+
 //!  | vtable pointer | flags    | slot   u32  | strong u32  | value: T          |
-//!  |  (64-aligned)  | (6 bits) |             |             |                   |
+//!  | (128-aligned)  | (7 bits) |             |             |                   |
 //!  +---------------------------+-------------+-------------+-------------------+
 //!  ^ block start                                            ^ Gc<T> points here
 //! ```
@@ -24,16 +24,24 @@
 //!   immortal object whose count never changes; a count that would overflow
 //!   saturates there instead of wrapping (the object then lives forever).
 //! * Tracked objects keep their [`VTable`] (trace, drop, size, type name) in
-//!   the first word, and since vtables are 64-aligned the six low bits of that
-//!   word hold the flags ([`flags`]). `slot` is the object's index in its
-//!   generation's vector, which gives O(1) untracking when it dies.
+//!   the first word, and since vtables are 128-aligned the seven low bits of
+//!   that word hold the flags ([`flags`]). `slot` is the object's index in
+//!   its generation's vector for generations 0 and 1 (O(1) untracking when
+//!   it dies); objects of generation 2 and frozen ones have no vector entry
+//!   (one of [`OLD_SLOTS`]: they are found by walking the heap, see
+//!   [`tracked_in_block`]); [`NO_SLOT`] means untracked; while a collection
+//!   runs, its candidates' slot indexes its work list.
+//! * A block's first word tells what it holds (the heap walk's rule, see
+//!   [`tracked_in_block`]): bit 0 is set only for tracked objects.
 //! * Leaves have no vtable and no slot: they are never seen by the collector,
 //!   and a typed `Gc<T>` knows how to drop them.
 //! * The weak count is not in the object: an object with weak references has
 //!   the `HAS_WEAK` flag and a side record (`handle::weak`), so objects without
 //!   weak references pay nothing for them.
 //! * A value aligned to more than the header is preceded by padding; the
-//!   header always ends where the value starts.
+//!   header always ends where the value starts. The padding's first word is
+//!   written at allocation (0 for a leaf, a [`padding_marker`] for a tracked
+//!   object), so the heap walk never reads uninitialised memory.
 //!
 //! Unsized values (`Gc<str>`, `Gc<[T]>`) always use the leaf header: the
 //! collector would need their length to trace them. A slice of handles still

@@ -43,6 +43,9 @@ use super::GENERATIONS;
 /// Generations with a vector (0 and 1).
 const YOUNG: usize = GENERATIONS - 1;
 
+/// Capacity a young vector keeps when it is emptied into a collection.
+const KEPT_CAPACITY: usize = 4096;
+
 /// The oldest generation.
 pub(crate) const OLD: usize = GENERATIONS - 1;
 
@@ -146,8 +149,14 @@ impl Generations {
         let mut taken = core::mem::take(&mut self.young[young]);
         for list in &mut self.young[..young] {
             taken.append(list);
+            if list.capacity() > KEPT_CAPACITY {
+                // Keep no word per object of a big generation 0 (collections
+                // with automatic collection disabled).
+                *list = Vec::new();
+            }
         }
         if generation == OLD {
+            let young_len = taken.len();
             taken.reserve(self.old);
             for_each_old(allocator, |header, h| {
                 if h.generation() == OLD {
@@ -155,6 +164,7 @@ impl Generations {
                     taken.push(header);
                 }
             });
+            debug_assert_eq!(taken.len() - young_len, self.old, "generation 2 count out of sync");
             self.old = 0;
         }
         taken
@@ -165,6 +175,9 @@ impl Generations {
         let [gen0, gen1] = &mut self.young;
         let mut taken = core::mem::take(gen0);
         taken.append(gen1);
+        if gen1.capacity() > KEPT_CAPACITY {
+            *gen1 = Vec::new();
+        }
         taken
     }
 
@@ -246,6 +259,11 @@ impl Generations {
                 found.push(header);
             }
         });
+        debug_assert_eq!(
+            found.len(),
+            self.sizes()[generation],
+            "old generation count out of sync"
+        );
         found
     }
 
