@@ -22,7 +22,8 @@
 //! collection and has an old slot. This saves the 8 bytes per object a
 //! vector entry costs (a 24-byte node then costs 40 bytes in all, not 48);
 //! the walk reads one word per block of the heap, which a full collection
-//! (which traces every old object) hardly notices.
+//! (which traces every old object) hardly notices, and is skipped when the
+//! generation it looks for is empty.
 //!
 //! # Counters
 //!
@@ -155,7 +156,7 @@ impl Generations {
                 *list = Vec::new();
             }
         }
-        if generation == OLD {
+        if generation == OLD && self.old > 0 {
             let young_len = taken.len();
             taken.reserve(self.old);
             for_each_old(allocator, |header, h| {
@@ -253,7 +254,12 @@ impl Generations {
         if generation < YOUNG {
             return self.young[generation].clone();
         }
-        let mut found = Vec::with_capacity(if generation == OLD { self.old } else { self.frozen });
+        let count = self.sizes()[generation];
+        if count == 0 {
+            // No walk when there is nothing to find.
+            return Vec::new();
+        }
+        let mut found = Vec::with_capacity(count);
         for_each_old(allocator, |header, h| {
             if h.generation() == generation {
                 found.push(header);
@@ -275,12 +281,14 @@ impl Generations {
                 self.push(UNTRACKED_GEN, header);
             }
         }
-        for_each_old(allocator, |_, h| {
-            if h.generation() == OLD {
-                h.set_generation(UNTRACKED_GEN);
-                h.slot.set(visited);
-            }
-        });
+        if self.old > 0 {
+            for_each_old(allocator, |_, h| {
+                if h.generation() == OLD {
+                    h.set_generation(UNTRACKED_GEN);
+                    h.slot.set(visited);
+                }
+            });
+        }
         self.frozen += self.old;
         self.old = 0;
         self.count[0] = 0;
@@ -288,6 +296,9 @@ impl Generations {
 
     /// Moves every frozen object back to the oldest generation.
     pub(crate) fn unfreeze(&mut self, allocator: &Allocator) {
+        if self.frozen == 0 {
+            return;
+        }
         let visited = self.visited_slot();
         for_each_old(allocator, |_, h| {
             if h.generation() == UNTRACKED_GEN {
