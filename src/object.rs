@@ -15,7 +15,7 @@
 //!  tracked object (T may own a Gc) — 16-byte header
 //!  +---------------------------+-------------+-------------+-------------------+
 //!  | vtable pointer | flags    | slot   u32  | strong u32  | value: T          |
-//!  |  (64-aligned)  | (6 bits) |             |             |                   |
+//!  | (128-aligned)  | (7 bits) |             |             |                   |
 //!  +---------------------------+-------------+-------------+-------------------+
 //!  ^ block start                                            ^ Gc<T> points here
 //! ```
@@ -24,16 +24,24 @@
 //!   immortal object whose count never changes; a count that would overflow
 //!   saturates there instead of wrapping (the object then lives forever).
 //! * Tracked objects keep their [`VTable`] (trace, drop, size, type name) in
-//!   the first word, and since vtables are 64-aligned the six low bits of that
-//!   word hold the flags ([`flags`]). `slot` is the object's index in its
-//!   generation's vector, which gives O(1) untracking when it dies.
+//!   the first word, and since vtables are 128-aligned the seven low bits of
+//!   that word hold the flags ([`flags`]). `slot` is the object's index in
+//!   its generation's vector for generations 0 and 1 (O(1) untracking when
+//!   it dies); objects of generation 2 and frozen ones have no vector entry
+//!   (one of [`OLD_SLOTS`]: they are found by walking the heap, see
+//!   [`tracked_in_block`]); [`NO_SLOT`] means untracked; while a collection
+//!   runs, its candidates' slot indexes its work list.
+//! * A block's first word tells what it holds (the heap walk's rule, see
+//!   [`tracked_in_block`]): bit 0 is set only for tracked objects.
 //! * Leaves have no vtable and no slot: they are never seen by the collector,
 //!   and a typed `Gc<T>` knows how to drop them.
 //! * The weak count is not in the object: an object with weak references has
 //!   the `HAS_WEAK` flag and a side record (`handle::weak`), so objects without
 //!   weak references pay nothing for them.
 //! * A value aligned to more than the header is preceded by padding; the
-//!   header always ends where the value starts.
+//!   header always ends where the value starts. The padding's first word is
+//!   written at allocation (0 for a leaf, a [`padding_marker`] for a tracked
+//!   object), so the heap walk never reads uninitialised memory.
 //!
 //! Unsized values (`Gc<str>`, `Gc<[T]>`) always use the leaf header: the
 //! collector would need their length to trace them. A slice of handles still
@@ -76,10 +84,78 @@ pub(crate) mod flags {
 }
 
 /// Generation value of frozen (permanent) objects, and of immortal or dead
-/// ones, which are in no list at all (their slot is [`NO_SLOT`]).
+/// ones, which the collector does not track (their slot is [`NO_SLOT`]).
 pub(crate) const UNTRACKED_GEN: usize = 3;
-/// Slot of a tracked object that is in no generation list.
+/// Slot of a tracked object that the collector does not see (immortal,
+/// dead, never tracked, or taken out of its generation for a collection).
 pub(crate) const NO_SLOT: u32 = u32::MAX;
+/// The two slot values of objects of the oldest and the permanent
+/// generations, which have no vector (`collect::generations`): an old
+/// object is found by walking the heap. Which of the two values means "not
+/// scanned yet in this pass" is up to the incremental collector
+/// (`Generations::pending_slot`); every other part of the crate treats them
+/// alike.
+pub(crate) const OLD_SLOTS: [u32; 2] = [u32::MAX - 2, u32::MAX - 1];
+
+/// Whether `slot` is one of [`OLD_SLOTS`].
+#[inline(always)]
+pub(crate) fn is_old_slot(slot: u32) -> bool {
+    slot == OLD_SLOTS[0] || slot == OLD_SLOTS[1]
+}
+
+/// The first word of the padding in front of the header of a tracked object
+/// whose value starts `value_offset` (a power of two above 16) bytes into
+/// its block: `TRACKED | log2(value_offset) << 1`. It is below 128, while a
+/// header's first word is a 128-aligned vtable address (at least 128) plus
+/// flags, so [`tracked_in_block`] tells the two apart. Leaves write 0 there.
+#[inline(always)]
+pub(crate) const fn padding_marker(value_offset: usize) -> usize {
+    flags::TRACKED | (value_offset.trailing_zeros() as usize) << 1
+}
+
+// The heap walk reads a block's first word and decides by its bit 0, which
+// for a leaf must be bit 0 of its `flags` field: the low half of the word.
+#[cfg(not(target_endian = "little"))]
+compile_error!(
+    "rcgc finds old tracked objects by walking the heap and telling blocks apart by bit 0 of their \
+     first word, which for a leaf header is its flags only on little-endian targets"
+);
+
+/// The tracked object held by `block`, if any: the heap walk's rule
+/// (`alloc::walk` hands out every carved block of the heap's pools in use and
+/// every large block, free ones too).
+///
+/// A block's first word is always initialised and is one of:
+///
+/// * a free block's free-list link, or a weak slot's target: an 8-aligned
+///   address or null — bit 0 clear;
+/// * a leaf's header (`flags` in the low half, bit 0 never set) or the zero
+///   word a leaf writes in the padding before its header — bit 0 clear;
+/// * a tracked header's vtable word: `TRACKED` set, value at least 128;
+/// * the [`padding_marker`] of an over-aligned tracked object (only large
+///   blocks: pools serve alignments up to 16) — `TRACKED` set, below 128; the
+///   header then ends at the value offset the marker encodes.
+///
+/// # Safety
+/// `block` is a block handed out by the walk of a heap's allocator, with no
+/// allocation or release running.
+#[inline(always)]
+pub(crate) unsafe fn tracked_in_block(block: NonNull<u8>) -> Option<NonNull<TrackedHeader>> {
+    // SAFETY: the caller guarantees a carved block of the heap, whose first
+    // word is initialised (see above); it is read as a pointer so that a
+    // pointer stored there keeps its provenance, and only its address is used.
+    let word = unsafe { block.cast::<*const ()>().read() }.addr();
+    if word & flags::TRACKED == 0 {
+        None
+    } else if word > flags::ALL {
+        Some(block.cast())
+    } else {
+        let value_offset = 1usize << (word >> 1);
+        // SAFETY: the marker was written by an object whose value starts
+        // `value_offset` bytes into this block, its header right before.
+        Some(unsafe { block.add(value_offset - size_of::<TrackedHeader>()) }.cast())
+    }
+}
 
 /// The header of a leaf object.
 #[repr(C)]
@@ -318,10 +394,11 @@ impl TrackedHeader {
             .set(word.map_addr(|addr| if on { addr | flag } else { addr & !flag }));
     }
 
-    /// Whether the object is in no generation list and in no running
+    /// Whether the object is in no generation and in no running
     /// collection: the collector does not see it (immortal, dead, or never
     /// tracked because its handles are fixed and lead only to untracked
-    /// objects; frozen objects are listed in the permanent generation).
+    /// objects). Objects of the oldest and the permanent generation have no
+    /// vector entry but one of the [`OLD_SLOTS`], so they are tracked.
     #[inline(always)]
     pub(crate) fn is_untracked(&self) -> bool {
         self.slot.get() == NO_SLOT && !self.has(flags::COLLECTING)

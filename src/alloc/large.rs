@@ -134,6 +134,33 @@ impl LargeList {
     }
 }
 
+impl LargeList {
+    /// The user bytes of the `n`-th large block from the head of the list
+    /// (the newest first), for the heap walk (`walk.rs`).
+    pub(crate) fn nth_block(&self, n: usize) -> Option<NonNull<u8>> {
+        let mut header = self.head;
+        for _ in 0..n {
+            if header.is_null() {
+                return None;
+            }
+            // SAFETY: headers on the list belong to live blocks.
+            header = unsafe { (*header).next };
+        }
+        // SAFETY: the user bytes follow a live header.
+        NonNull::new(header).map(|h| unsafe { h.cast::<u8>().add(HEADER) })
+    }
+}
+
+/// The large block after `user` on its list, for the heap walk.
+///
+/// # Safety
+/// `user` is a live large block.
+pub(crate) unsafe fn next_block(user: NonNull<u8>) -> Option<NonNull<u8>> {
+    // SAFETY: the caller guarantees a live block, whose `next` is null or a
+    // live header; user bytes follow every header.
+    unsafe { NonNull::new((*header_of(user)).next).map(|h| h.cast::<u8>().add(HEADER)) }
+}
+
 impl Drop for LargeList {
     fn drop(&mut self) {
         let mut header = self.head;

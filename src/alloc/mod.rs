@@ -48,6 +48,7 @@ mod os;
 mod pool;
 mod size_class;
 mod stats;
+pub(crate) mod walk;
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};

@@ -109,6 +109,7 @@ pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
         }
         (found, candidates)
     };
+    inner.shrink_work();
     // Releases queued while `Trace` impls ran (only a misbehaving impl causes them).
     inner.drain_pending();
     let info = GcInfo {
@@ -132,7 +133,7 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> (usize, usize) {
         for count in &mut gens.count[..=generation] {
             *count = 0;
         }
-        gens.take_young(generation)
+        gens.take(&inner.allocator, generation)
     });
     // Survivors move up one generation.
     let dest = (generation + 1).min(GENERATIONS - 1);
@@ -149,28 +150,33 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> (usize, usize) {
     (found, candidates)
 }
 
-/// One incremental step (see `collect::incremental`): the young generation
-/// whole, its survivors into the visited space, then a region of at most
-/// `budget` objects of the pending space: seeds plus their closure within
-/// the pending space. Returns (found, examined).
+/// One incremental step (see `collect::incremental`): the young
+/// generations whole, their survivors into generation 2 (as visited), then a
+/// region of at most `budget` objects of the pending old objects: seeds
+/// found by the scan cursor plus their closure among pending objects.
+/// Returns (found, examined).
 fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
-    let (young, pending, visited) = inner.with_gens(|gens| {
+    let young = inner.with_gens(|gens| {
         gens.count[0] = 0;
-        let pending = gens.pending_space;
-        (gens.take_list(0), pending, 3 - pending)
+        gens.take_young()
     });
     let mut examined = young.len();
-    let (mut found, _) = collect_set(inner, young, visited);
+    let (mut found, _) = collect_set(inner, young, GENERATIONS - 1);
 
+    // The scan reads one word per block; it may pass this many blocks
+    // (visited, young, leaf, free ones) per step before giving up for now.
+    let mut blocks_left = budget.saturating_mul(SCAN_BLOCKS_PER_OBJECT).max(1);
     let mut region: Vec<NonNull<TrackedHeader>> = Vec::new();
     let mut next = 0; // region members whose edges were not followed yet
     let mut edges = Vec::new();
     while region.len() < budget {
         if next == region.len() {
             // Frontier exhausted: a new seed.
-            match inner.with_gens(|gens| gens.pop(pending)) {
-                Some(seed) => region.push(seed),
-                None => break,
+            let seed = inner.with_gens(|gens| gens.next_pending(&inner.allocator, &mut blocks_left));
+            match seed {
+                Ok(Some(seed)) => region.push(seed),
+                // Out of blocks for this step, or the pass is over.
+                Ok(None) | Err(()) => break,
             }
         }
         let header = region[next];
@@ -187,7 +193,7 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
                 if let Some(value) = edge.tracked_value() {
                     // SAFETY: an edge is a live handle owned by a live value.
                     let target = unsafe { object::tracked_header(value) };
-                    if gens.take_if_in(pending, target) {
+                    if gens.take_if_pending(target) {
                         region.push(target);
                     }
                 }
@@ -196,16 +202,13 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
     }
     examined += region.len();
     if !region.is_empty() {
-        found += collect_set(inner, region, visited).0;
+        found += collect_set(inner, region, GENERATIONS - 1).0;
     }
-    inner.with_gens(|gens| {
-        if gens.list(pending).is_empty() {
-            // The pass is over: what was visited is pending for the next one.
-            gens.pending_space = visited;
-        }
-    });
     (found, examined)
 }
+
+/// Blocks the incremental scan may read per object of its budget.
+const SCAN_BLOCKS_PER_OBJECT: usize = 16;
 
 /// Collects the candidate set `cands` (taken out of the generation lists by
 /// the caller); survivors go to generation `dest`. Returns the number of

@@ -1,58 +1,122 @@
-//! The generation lists and counters of one heap.
+//! The generations and counters of one heap.
 //!
-//! Each generation is a vector of tracked object headers; every object knows
-//! its index (`slot`) and its generation (flag bits), so removing a dying
-//! object is a `swap_remove`. Frozen objects live in a fourth, permanent
-//! list that collections never look at. Counters follow CPython: `count[0]`
-//! is tracked allocations minus tracked deallocations since the last
-//! collection, `count[1]` counts generation-0 collections since the last
-//! generation-1 collection, `count[2]` generation-1 collections since the
-//! last full one.
+//! # Young generations: vectors
+//!
+//! Generations 0 and 1 are vectors of tracked object headers; every object
+//! knows its index (`slot`) and its generation (flag bits), so removing a
+//! dying object is a `swap_remove`. They are bounded by the thresholds, and
+//! a young collection takes them whole: its cost does not depend on the
+//! size of the old generation.
+//!
+//! # Old and permanent generations: no vector
+//!
+//! Objects of generation 2 and of the permanent generation (frozen objects)
+//! have no entry anywhere: their generation bits say 2 or 3 and their slot
+//! is one of [`OLD_SLOTS`] (an untracked object has generation 3 and
+//! [`NO_SLOT`]). Only their numbers are kept. Promotion into generation 2
+//! sets the bits and counts; the death of an old object uncounts. When they
+//! are needed — a full collection, `objects(Some(2))`, `referrers`,
+//! `freeze`/`unfreeze`, the incremental scan — they are found by walking
+//! the heap's allocator (`alloc::walk`) and keeping the blocks that hold a
+//! tracked object ([`object::tracked_in_block`]) that is in no running
+//! collection and has an old slot. This saves the 8 bytes per object a
+//! vector entry costs (a 24-byte node then costs 40 bytes in all, not 48);
+//! the walk reads one word per block of the heap, which a full collection
+//! (which traces every old object) hardly notices, and is skipped when the
+//! generation it looks for is empty.
+//!
+//! # Counters
+//!
+//! As CPython: `count[0]` is tracked allocations minus tracked deallocations
+//! since the last collection, `count[1]` counts generation-0 collections
+//! since the last generation-1 collection, `count[2]` generation-1
+//! collections since the last full one.
 
+use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
-use crate::object::{TrackedHeader, NO_SLOT, UNTRACKED_GEN};
+use crate::alloc::walk::{WalkPos, Walked};
+use crate::alloc::Allocator;
+use crate::object::{self, flags, TrackedHeader, NO_SLOT, OLD_SLOTS, UNTRACKED_GEN};
 
 use super::GENERATIONS;
 
-/// The lists and counters.
+/// Generations with a vector (0 and 1).
+const YOUNG: usize = GENERATIONS - 1;
+
+/// Capacity a young vector keeps when it is emptied into a collection.
+const KEPT_CAPACITY: usize = 4096;
+
+/// The oldest generation.
+pub(crate) const OLD: usize = GENERATIONS - 1;
+
+/// The vectors and counters.
 pub(crate) struct Generations {
-    /// Generations 0, 1, 2, then the permanent generation (frozen objects).
-    lists: [Vec<NonNull<TrackedHeader>>; GENERATIONS + 1],
+    /// Generations 0 and 1.
+    young: [Vec<NonNull<TrackedHeader>>; YOUNG],
+    /// Objects in generation 2.
+    old: usize,
+    /// Objects in the permanent generation.
+    frozen: usize,
     pub(crate) count: [usize; GENERATIONS],
     pub(crate) threshold: [usize; GENERATIONS],
     /// Objects in generation 2 after the last full collection.
     pub(crate) long_lived_total: usize,
     /// Objects promoted into generation 2 since.
     pub(crate) long_lived_pending: usize,
-    /// Incremental mode: which of generations 1 and 2 is the old space still
-    /// to be scanned in this pass ("pending"); the other is "visited".
-    pub(crate) pending_space: usize,
+    /// Incremental mode: the one of [`OLD_SLOTS`] that marks old objects
+    /// still to be scanned in this pass ("pending"); the other marks those
+    /// promoted or scanned since the pass began ("visited"), and every
+    /// object entering generation 2 gets it.
+    pending_slot: u32,
+    /// Incremental mode: where the scan for seeds resumes.
+    pub(crate) cursor: WalkPos,
 }
 
 impl Generations {
     pub(crate) fn new() -> Self {
         Generations {
-            lists: Default::default(),
+            young: Default::default(),
+            old: 0,
+            frozen: 0,
             count: [0; GENERATIONS],
             threshold: [700, 10, 10],
             long_lived_total: 0,
             long_lived_pending: 0,
-            pending_space: 1,
+            pending_slot: OLD_SLOTS[0],
+            cursor: WalkPos::default(),
         }
     }
 
-    /// Appends `header` to generation `generation` (3 = permanent).
-    pub(crate) fn push(&mut self, generation: usize, header: NonNull<TrackedHeader>) {
-        let list = &mut self.lists[generation];
-        // SAFETY: callers pass live tracked headers.
-        let h = unsafe { header.as_ref() };
-        h.slot.set(list.len() as u32);
-        h.set_generation(generation);
-        list.push(header);
+    /// The slot given to objects entering generation 2 (or the permanent one).
+    fn visited_slot(&self) -> u32 {
+        if self.pending_slot == OLD_SLOTS[0] {
+            OLD_SLOTS[1]
+        } else {
+            OLD_SLOTS[0]
+        }
     }
 
-    /// Removes a tracked object from its list (no-op if it is in none).
+    /// Puts `header` into generation `generation` (3 = permanent).
+    pub(crate) fn push(&mut self, generation: usize, header: NonNull<TrackedHeader>) {
+        // SAFETY: callers pass live tracked headers.
+        let h = unsafe { header.as_ref() };
+        h.set_generation(generation);
+        if generation < YOUNG {
+            let list = &mut self.young[generation];
+            h.slot.set(list.len() as u32);
+            list.push(header);
+        } else {
+            h.slot.set(self.visited_slot());
+            if generation == OLD {
+                self.old += 1;
+            } else {
+                self.frozen += 1;
+            }
+        }
+    }
+
+    /// Removes a tracked object from its generation (no-op if it is in none).
     pub(crate) fn remove(&mut self, header: NonNull<TrackedHeader>) {
         // SAFETY: callers pass live tracked headers.
         let h = unsafe { header.as_ref() };
@@ -60,81 +124,221 @@ impl Generations {
         if slot == NO_SLOT {
             return;
         }
-        let list = &mut self.lists[h.generation()];
+        h.slot.set(NO_SLOT);
+        if object::is_old_slot(slot) {
+            if h.generation() == OLD {
+                self.old -= 1;
+            } else {
+                debug_assert_eq!(h.generation(), UNTRACKED_GEN);
+                self.frozen -= 1;
+            }
+            return;
+        }
+        let list = &mut self.young[h.generation()];
         debug_assert_eq!(list[slot as usize], header, "generation slot out of sync");
         list.swap_remove(slot as usize);
         if let Some(&moved) = list.get(slot as usize) {
             // SAFETY: every listed object is live.
             unsafe { moved.as_ref() }.slot.set(slot);
         }
-        h.slot.set(NO_SLOT);
     }
 
-    /// Takes every object of generations `0..=generation` out of the lists.
-    pub(crate) fn take_young(&mut self, generation: usize) -> Vec<NonNull<TrackedHeader>> {
-        let mut taken = core::mem::take(&mut self.lists[generation]);
-        for list in &mut self.lists[..generation] {
+    /// Takes every object of generations `0..=generation` out of the
+    /// generations (walking the heap for generation 2).
+    pub(crate) fn take(&mut self, allocator: &Allocator, generation: usize) -> Vec<NonNull<TrackedHeader>> {
+        let young = generation.min(YOUNG - 1);
+        let mut taken = core::mem::take(&mut self.young[young]);
+        for list in &mut self.young[..young] {
             taken.append(list);
+            if list.capacity() > KEPT_CAPACITY {
+                // Keep no word per object of a big generation 0 (collections
+                // with automatic collection disabled).
+                *list = Vec::new();
+            }
+        }
+        if generation == OLD && self.old > 0 {
+            let young_len = taken.len();
+            taken.reserve(self.old);
+            for_each_old(allocator, |header, h| {
+                if h.generation() == OLD {
+                    h.slot.set(NO_SLOT);
+                    taken.push(header);
+                }
+            });
+            debug_assert_eq!(taken.len() - young_len, self.old, "generation 2 count out of sync");
+            self.old = 0;
         }
         taken
     }
 
-    /// Takes one generation's list.
-    pub(crate) fn take_list(&mut self, generation: usize) -> Vec<NonNull<TrackedHeader>> {
-        core::mem::take(&mut self.lists[generation])
+    /// Takes generations 0 and 1 (an incremental step's young part).
+    pub(crate) fn take_young(&mut self) -> Vec<NonNull<TrackedHeader>> {
+        let [gen0, gen1] = &mut self.young;
+        let mut taken = core::mem::take(gen0);
+        taken.append(gen1);
+        if gen1.capacity() > KEPT_CAPACITY {
+            *gen1 = Vec::new();
+        }
+        taken
     }
 
-    /// Removes `header` from generation `generation` if it is listed there
-    /// (and not part of a running collection); returns whether it was.
-    pub(crate) fn take_if_in(&mut self, generation: usize, header: NonNull<TrackedHeader>) -> bool {
+    /// Takes `header` out of generation 2 if it is there and still pending
+    /// in this incremental pass (and not part of a running collection);
+    /// returns whether it was.
+    pub(crate) fn take_if_pending(&mut self, header: NonNull<TrackedHeader>) -> bool {
         // SAFETY: callers pass live tracked headers.
         let h = unsafe { header.as_ref() };
-        let slot = h.slot.get() as usize;
-        let listed = h.generation() == generation
-            && !h.has(crate::object::flags::COLLECTING)
-            && self.lists[generation].get(slot) == Some(&header);
-        if listed {
-            self.remove(header);
+        let pending = h.generation() == OLD && h.slot.get() == self.pending_slot && !h.has(flags::COLLECTING);
+        if pending {
+            h.slot.set(NO_SLOT);
+            self.old -= 1;
         }
-        listed
+        pending
     }
 
-    /// Pops the last object of a generation.
-    pub(crate) fn pop(&mut self, generation: usize) -> Option<NonNull<TrackedHeader>> {
-        let header = *self.lists[generation].last()?;
-        self.remove(header);
-        Some(header)
+    /// Takes the next pending old object in heap order from the scan
+    /// cursor, visiting at most `blocks_left` blocks (and counting them
+    /// off); `Ok(None)` if none was found within them. `Err(())` when the
+    /// walk reached the end of the heap: the pass is over, the visited
+    /// objects become pending for the next one and the cursor starts again.
+    pub(crate) fn next_pending(
+        &mut self,
+        allocator: &Allocator,
+        blocks_left: &mut usize,
+    ) -> Result<Option<NonNull<TrackedHeader>>, ()> {
+        if *blocks_left == 0 {
+            return Ok(None);
+        }
+        let mut found = None;
+        let pending_slot = self.pending_slot;
+        // SAFETY: the visitor only reads headers (no allocator call).
+        let walked = unsafe {
+            allocator.walk_from(self.cursor, |block| {
+                *blocks_left -= 1;
+                // SAFETY: a block of the heap's allocator, handed out by its walk.
+                if let Some(header) = object::tracked_in_block(block) {
+                    // SAFETY: a tracked object's header is live while its block is.
+                    let h = header.as_ref();
+                    if h.generation() == OLD && h.slot.get() == pending_slot && !h.has(flags::COLLECTING) {
+                        found = Some(header);
+                        return ControlFlow::Break(());
+                    }
+                }
+                if *blocks_left == 0 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+        };
+        match walked {
+            Walked::Stopped(pos) => {
+                self.cursor = pos;
+                if let Some(header) = found {
+                    let taken = self.take_if_pending(header);
+                    debug_assert!(taken);
+                }
+                Ok(found)
+            }
+            Walked::Finished => {
+                self.pending_slot = self.visited_slot();
+                self.cursor = WalkPos::default();
+                Err(())
+            }
+        }
     }
 
-    /// The list of generation `generation` (3 = permanent).
-    pub(crate) fn list(&self, generation: usize) -> &[NonNull<TrackedHeader>] {
-        &self.lists[generation]
+    /// Generation `generation`'s objects (3 = permanent), walking the heap
+    /// for the old ones.
+    pub(crate) fn list(&self, allocator: &Allocator, generation: usize) -> Vec<NonNull<TrackedHeader>> {
+        if generation < YOUNG {
+            return self.young[generation].clone();
+        }
+        let count = self.sizes()[generation];
+        if count == 0 {
+            // No walk when there is nothing to find.
+            return Vec::new();
+        }
+        let mut found = Vec::with_capacity(count);
+        for_each_old(allocator, |header, h| {
+            if h.generation() == generation {
+                found.push(header);
+            }
+        });
+        debug_assert_eq!(
+            found.len(),
+            self.sizes()[generation],
+            "old generation count out of sync"
+        );
+        found
     }
 
     /// Moves every object of generations 0–2 to the permanent generation.
-    pub(crate) fn freeze(&mut self) {
-        for generation in 0..GENERATIONS {
-            for header in core::mem::take(&mut self.lists[generation]) {
+    pub(crate) fn freeze(&mut self, allocator: &Allocator) {
+        let visited = self.visited_slot();
+        for generation in 0..YOUNG {
+            for header in core::mem::take(&mut self.young[generation]) {
                 self.push(UNTRACKED_GEN, header);
             }
         }
+        if self.old > 0 {
+            for_each_old(allocator, |_, h| {
+                if h.generation() == OLD {
+                    h.set_generation(UNTRACKED_GEN);
+                    h.slot.set(visited);
+                }
+            });
+        }
+        self.frozen += self.old;
+        self.old = 0;
         self.count[0] = 0;
     }
 
     /// Moves every frozen object back to the oldest generation.
-    pub(crate) fn unfreeze(&mut self) {
-        for header in core::mem::take(&mut self.lists[UNTRACKED_GEN]) {
-            self.push(GENERATIONS - 1, header);
+    pub(crate) fn unfreeze(&mut self, allocator: &Allocator) {
+        if self.frozen == 0 {
+            return;
         }
+        let visited = self.visited_slot();
+        for_each_old(allocator, |_, h| {
+            if h.generation() == UNTRACKED_GEN {
+                h.set_generation(OLD);
+                h.slot.set(visited);
+            }
+        });
+        self.old += self.frozen;
+        self.frozen = 0;
     }
 
     /// Objects per generation (0, 1, 2) and frozen.
     pub(crate) fn sizes(&self) -> [usize; GENERATIONS + 1] {
-        [
-            self.lists[0].len(),
-            self.lists[1].len(),
-            self.lists[2].len(),
-            self.lists[3].len(),
-        ]
+        [self.young[0].len(), self.young[1].len(), self.old, self.frozen]
+    }
+
+    /// Bytes the young vectors hold (their capacity).
+    pub(crate) fn side_bytes(&self) -> usize {
+        self.young
+            .iter()
+            .map(|list| list.capacity() * size_of::<NonNull<TrackedHeader>>())
+            .sum()
+    }
+}
+
+/// Calls `f` on every object of generation 2 or of the permanent generation
+/// (an old slot, in no running collection), walking the heap.
+fn for_each_old(allocator: &Allocator, mut f: impl FnMut(NonNull<TrackedHeader>, &TrackedHeader)) {
+    // SAFETY: the visitor reads and writes object headers, never calls the
+    // allocator.
+    unsafe {
+        allocator.for_each_block(|block| {
+            // SAFETY: a block of the heap's allocator, handed out by its walk.
+            if let Some(header) = object::tracked_in_block(block) {
+                // SAFETY: a tracked object's header is live while its block is.
+                let h = header.as_ref();
+                if object::is_old_slot(h.slot.get()) && !h.has(flags::COLLECTING) {
+                    f(header, h);
+                }
+            }
+        })
     }
 }

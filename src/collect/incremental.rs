@@ -2,32 +2,45 @@
 //!
 //! # How a step works
 //!
-//! The old objects are split in two *spaces*, generations 1 and 2, one
-//! "pending" (still to be scanned in this pass) and one "visited". Every step
+//! Old objects (generation 2) have no list (see `generations.rs`); each
+//! carries one of two slot values, one meaning "pending" (still to be
+//! scanned in this pass) and the other "visited". Every step
 //!
-//! 1. collects the young generation whole (it is bounded by `threshold[0]`,
-//!    700 objects by default, and holds most garbage); survivors go to the
-//!    visited space;
-//! 2. takes a *region* of the pending space: a seed object and everything it
-//!    reaches inside the pending space, then more seeds, until the step's
+//! 1. collects the young generations whole (generation 0 is bounded by
+//!    `threshold[0]`, 700 objects by default, and holds most garbage;
+//!    generation 1 is empty unless generation-0 collections were asked for
+//!    explicitly); survivors enter generation 2 as visited;
+//! 2. takes a *region* of pending old objects: a seed and everything it
+//!    reaches among pending objects, then more seeds, until the step's
 //!    budget of objects is reached; and collects that region with the
-//!    ordinary algorithm. Survivors go to the visited space.
+//!    ordinary algorithm. Survivors become visited. Seeds are found by a
+//!    cursor walking the heap's pools and large blocks in address order
+//!    (`alloc::walk`), resumed where the previous step left it; a step
+//!    reads at most 16 blocks per object of its budget, so runs of young,
+//!    visited, leaf or free blocks cannot make a step long.
 //!
-//! When the pending space is empty the pass is over and the two spaces swap
-//! roles in O(1) (CPython 3.14 flips a bit's meaning the same way).
+//! When the cursor reaches the end of the heap the pass is over and the two
+//! slot values swap meanings in O(1) (CPython 3.14 flips a bit's meaning
+//! the same way): what was visited is pending for the next pass.
 //!
 //! # Why mutation between steps is safe
 //!
 //! **Each step is a complete, stop-the-world collection of its region, in
 //! which every reference from outside the region counts as external.** The
 //! algorithm subtracts only references between candidates; a reference from
-//! the visited space, the young generation, a frozen object or a Rust local
+//! a visited object, the young generation, a frozen object or a Rust local
 //! keeps its target alive. So a region object that the program made
 //! reachable from anywhere since the last step survives, and nothing decided
 //! in one step is relied upon in the next: no write barrier, no snapshot.
+//! The cursor is only a way to find seeds, and it is made of indices
+//! (arena, pool, offset, large-block rank), never pointers: if the program
+//! freed the arena or pool it points into, or a pool was carved again for
+//! another size class, the walk skips or realigns, and an object it misses
+//! stays pending until the next pass (the walk never reads a freed block:
+//! every block it reads lies in a pool in use or on the large list *now*).
 //! The price is conservatism: a cycle that straddles the region boundary is
-//! not found in this step, but the region grows along references inside
-//! the pending space, so a garbage cycle is found whole when the scan first
+//! not found in this step, but the region grows along references between
+//! pending objects, so a garbage cycle is found whole when the scan first
 //! reaches it (if it fits in the budget), and at the latest by an explicit
 //! full [`collect`](crate::Heap::collect).
 //!
@@ -36,9 +49,9 @@
 //! CPython 3.14 shipped an incremental collector and reverted it in 3.14.5:
 //! garbage in the old generation waited for the scan to reach it and peak
 //! memory grew 2.7–5×. Here the scan rate follows the rate at which objects
-//! are promoted into the old spaces: every promoted object adds
+//! are promoted into the old generation: every promoted object adds
 //! `scan_ratio` (default 4) objects of scanning debt, so a pass completes
-//! before the old spaces grow by about `1 / scan_ratio` (25 %, the same
+//! before the old generation grows by about `1 / scan_ratio` (25 %, the same
 //! bound CPython's generational collector uses to schedule full
 //! collections). If the debt outgrows one step's budget, steps are taken
 //! more often (every quarter of `threshold[0]` allocations) instead of
@@ -96,7 +109,7 @@ impl Incremental {
         self
     }
 
-    /// Old objects scanned per object promoted into the old spaces (default 4).
+    /// Old objects scanned per object promoted into the old generation (default 4).
     pub fn with_scan_ratio(mut self, ratio: usize) -> Incremental {
         self.scan_ratio = ratio.max(1);
         self
@@ -136,7 +149,7 @@ impl CollectorPolicy for Incremental {
 
     fn on_allocation(&mut self, ctx: &PolicyContext) -> Action {
         let old = ctx.objects[1] + ctx.objects[2];
-        // Growth of the old spaces since the last step: objects promoted
+        // Growth of the old generations since the last step: objects promoted
         // (young survivors) minus deaths.
         let promoted = old.saturating_sub(self.last_old);
         self.last_old = old;

@@ -400,10 +400,17 @@ unsafe fn write_header<T: Trace + ?Sized + 'static>(
     let strong = if immortal { IMMORTAL } else { 1 };
     // SAFETY: forwarded caller contract.
     unsafe {
-        if value_ptr.as_ptr() as usize - block.as_ptr() as usize > ObjectKind::<T>::HEADER {
+        let value_offset = value_ptr.as_ptr() as usize - block.as_ptr() as usize;
+        if value_offset > ObjectKind::<T>::HEADER {
             // Padding before the header: keep the block's first word
-            // initialised and free of the TRACKED marker.
-            block.cast::<usize>().write(0);
+            // initialised for the heap walk, and tell it where a tracked
+            // header is (`object::tracked_in_block`).
+            let marker = if ObjectKind::<T>::TRACKED {
+                object::padding_marker(value_offset)
+            } else {
+                0
+            };
+            block.cast::<usize>().write(marker);
         }
         if ObjectKind::<T>::TRACKED {
             let header = object::tracked_header(value_ptr);

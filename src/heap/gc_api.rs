@@ -158,9 +158,9 @@ impl Heap {
             Some(g) => check_generation(g)?..=g,
             None => 0..=GENERATIONS - 1,
         };
-        let headers: Vec<NonNull<TrackedHeader>> = self
-            .inner()
-            .with_gens(|gens| generations.flat_map(|g| gens.list(g).to_vec()).collect());
+        let inner = self.inner();
+        let headers: Vec<NonNull<TrackedHeader>> =
+            inner.with_gens(|gens| generations.flat_map(|g| gens.list(&inner.allocator, g)).collect());
         // SAFETY: listed objects are live; dying ones (count 0) are skipped.
         Ok(headers
             .into_iter()
@@ -221,17 +221,28 @@ impl Heap {
     /// Moves every tracked object into the permanent generation, which
     /// collections ignore (`gc.freeze()`), e.g. after an engine's startup.
     pub fn freeze(&self) {
-        self.inner().with_gens(|gens| gens.freeze());
+        let inner = self.inner();
+        inner.with_gens(|gens| gens.freeze(&inner.allocator));
     }
 
     /// Moves the frozen objects back into the oldest generation.
     pub fn unfreeze(&self) {
-        self.inner().with_gens(|gens| gens.unfreeze());
+        let inner = self.inner();
+        inner.with_gens(|gens| gens.unfreeze(&inner.allocator));
     }
 
     /// Objects in the permanent generation.
     pub fn freeze_count(&self) -> usize {
         self.inner().with_gens(|gens| gens.sizes()[GENERATIONS])
+    }
+
+    /// Bytes the collector keeps beside the objects: the vectors of the
+    /// young generations and its work lists (their capacity). Objects of the
+    /// oldest and the permanent generation have no entry anywhere, so for a
+    /// heap of old objects this stays near zero and `bytes_in_use()` is
+    /// what the objects cost in all.
+    pub fn gc_side_bytes(&self) -> usize {
+        self.inner().gc_side_bytes()
     }
 
     /// Registers a callback called at the start and the end of every

@@ -39,6 +39,9 @@ use super::super::handle::weak::WeakTable;
 /// run recursively (CPython's trashcan uses 50).
 pub const MAX_RELEASE_DEPTH: u32 = 48;
 
+/// Work-list entries kept between collections (young collections reuse it).
+const KEPT_WORK_CAPACITY: usize = 4096;
+
 /// A release waiting in the queue: the value address and the function that
 /// drops the value and frees the block.
 pub(crate) type Deferred = (NonNull<u8>, unsafe fn(NonNull<u8>));
@@ -163,6 +166,25 @@ impl HeapInner {
     pub(crate) fn with_deferred<R>(&self, f: impl FnOnce(&mut Vec<Deferred>) -> R) -> R {
         // SAFETY: as in `with_gens`.
         f(unsafe { &mut *self.deferred.get() })
+    }
+
+    /// Bytes of the collector's side vectors (see `Heap::gc_side_bytes`).
+    pub(crate) fn gc_side_bytes(&self) -> usize {
+        let word = core::mem::size_of::<usize>();
+        self.with_gens(|gens| gens.side_bytes())
+            + self.with_work(|work| work.capacity()) * word
+            // SAFETY: as in `with_gens`.
+            + unsafe { &*self.pending.get() }.capacity() * word
+    }
+
+    /// Gives back the work list's memory after a large collection, so that a
+    /// big heap does not keep a word per object between full collections.
+    pub(crate) fn shrink_work(&self) {
+        self.with_work(|work| {
+            if work.capacity() > KEPT_WORK_CAPACITY {
+                *work = Vec::new();
+            }
+        });
     }
 
     /// Adds a tracked object to generation 0.
