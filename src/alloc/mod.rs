@@ -21,8 +21,9 @@
 //!   rare (new pool, full pool, empty pool, new arena, errors) is out of line.
 //! * Arenas are taken from the OS as whole pages (see the `os` module); new pools come from
 //!   the busiest arena so others can drain, and an arena whose pools are all
-//!   empty goes back to the OS (one spare is kept, [`Allocator::trim`]
-//!   releases it).
+//!   empty goes back to the OS, except that wholly empty arenas are kept as
+//!   spares while they are no more than the arenas in use (at least one is
+//!   kept; [`Allocator::trim`] releases them all).
 //! * A byte limit ([`Allocator::set_limit`]) makes allocations that would
 //!   exceed it fail with an [`AllocError`]; nothing allocated is affected.
 //!
@@ -285,7 +286,7 @@ impl Allocator {
         (limit != usize::MAX).then_some(limit)
     }
 
-    /// Returns every wholly empty arena to the OS, including the one spare the
+    /// Returns every wholly empty arena to the OS, including the spares the
     /// allocator otherwise keeps; returns how many were released.
     pub fn trim(&self) -> usize {
         // SAFETY: the only state reference in this call.
