@@ -498,16 +498,42 @@ impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: the caller guarantees the header is live.
+    if ObjectKind::<T>::TRACKED && unsafe { object::tracked_header(ptr.cast()).as_ref() }.has(flags::DEAD) {
+        // SAFETY: forwarded caller contract.
+        return unsafe { release_dead(ptr) };
+    }
+    // SAFETY: forwarded; the value is alive, so its layout may be read from
+    // it (for a sized `T` it is a constant and nothing is read).
+    unsafe { release_with(ptr, block_layout::<T>(ptr), false) }
+}
+
+/// `release` of an object whose value the collector already dropped: a dead
+/// value is never referenced again, so its layout comes from the vtable.
+///
+/// # Safety
+/// As `release`, for a dead (so tracked) object.
+#[cold]
+#[inline(never)]
+unsafe fn release_dead<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: the caller guarantees the header is live.
+    let layout = unsafe { object::tracked_header(ptr.cast()).as_ref() }
+        .vtable()
+        .block_layout;
+    // SAFETY: forwarded caller contract; `layout` is the object's block layout.
+    unsafe { release_with(ptr, layout, true) }
+}
+
+/// The body of `release`, for a value that is `dead` or not and whose block
+/// has `layout` (a constant for a live sized `T`, so the size class and the
+/// heap lookup fold at compile time).
+///
+/// # Safety
+/// As `release`; `dead` says whether the object is dead, `layout` is its
+/// block layout.
+#[inline(always)]
+unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Layout, dead: bool) {
     let value = ptr.cast::<u8>();
-    // SAFETY: the header is live; a dead value is never referenced again, so
-    // its layout comes from the vtable instead of the value.
-    let dead = ObjectKind::<T>::TRACKED && unsafe { object::tracked_header(value).as_ref() }.has(flags::DEAD);
-    let layout = if dead {
-        // SAFETY: as above.
-        unsafe { object::tracked_header(value).as_ref() }.vtable().block_layout
-    } else {
-        block_layout::<T>(ptr)
-    };
     // SAFETY: the object is live until we free it below; its heap outlives it.
     unsafe {
         let inner_ptr = heap_of::<T>(value, layout);
@@ -672,6 +698,9 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
         offset: usize,
     }
     impl Drop for FreeOnExit<'_> {
+        // Inlined into each typed release, where the layout is usually a
+        // constant: the size class then folds away.
+        #[inline(always)]
         fn drop(&mut self) {
             // SAFETY: the value has been dropped (or its drop unwound); the
             // block is no longer used.
@@ -690,6 +719,7 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
 
 /// # Safety
 /// The block holding `value` at `offset` belongs to `inner` and is not used again.
+#[inline(always)]
 unsafe fn free_block(inner: &HeapInner, value: NonNull<u8>, layout: Layout, offset: usize) {
     // SAFETY: forwarded.
     unsafe { inner.allocator.dealloc(value.sub(offset), layout) };
