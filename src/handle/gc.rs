@@ -311,8 +311,42 @@ pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: b
         // Like CPython, an automatic collection happens before the allocation.
         inner.before_tracked_alloc();
     }
-    let layout = ObjectKind::<T>::VTABLE.block_layout;
-    let block = inner.allocator.alloc(layout)?;
+    let Some(block) = inner.allocator.alloc_fast(ObjectKind::<T>::VTABLE.block_layout) else {
+        return alloc_slow(inner, value, immortal, track);
+    };
+    // SAFETY: a fresh block for T's block layout.
+    Ok(unsafe { init_object(inner, block, value, immortal, track) })
+}
+
+/// `alloc` when the allocator's fast path cannot serve the block (a new
+/// pool is needed, or the limit is reached): out of line, so that dropping
+/// the value on an error costs the fast path nothing.
+#[cold]
+#[inline(never)]
+fn alloc_slow<T: Trace + 'static>(
+    inner: &HeapInner,
+    value: T,
+    immortal: bool,
+    track: bool,
+) -> Result<Gc<T>, AllocError> {
+    let block = inner.allocator.alloc(ObjectKind::<T>::VTABLE.block_layout)?;
+    // SAFETY: a fresh block for T's block layout.
+    Ok(unsafe { init_object(inner, block, value, immortal, track) })
+}
+
+/// Writes the header and `value` into a fresh block and counts the object.
+///
+/// # Safety
+/// `block` is a fresh block of `inner` for `T`'s block layout; `track` only
+/// for a tracked, mortal `T`.
+#[inline(always)]
+unsafe fn init_object<T: Trace + 'static>(
+    inner: &HeapInner,
+    block: NonNull<u8>,
+    value: T,
+    immortal: bool,
+    track: bool,
+) -> Gc<T> {
     let offset = ObjectKind::<T>::value_offset(align_of::<T>());
     // SAFETY: `block` is `layout.size()` fresh bytes: the header ends at
     // `offset`, where the value starts, aligned for T.
@@ -326,7 +360,7 @@ pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: b
         if immortal {
             inner.immortal_objects.set(inner.immortal_objects.get() + 1);
         }
-        Ok(Gc::from_counted(value_ptr.cast()))
+        Gc::from_counted(value_ptr.cast())
     }
 }
 
