@@ -441,15 +441,16 @@ unsafe fn write_header<T: Trace + ?Sized + 'static>(
         }
         if ObjectKind::<T>::TRACKED {
             let header = object::tracked_header(value_ptr);
+            // An untracked object is born in the untracked generation (one
+            // store of the first word instead of a store and a rewrite).
+            let generation = if track { 0 } else { UNTRACKED_GEN << flags::GEN_SHIFT };
             header.write(TrackedHeader {
-                vtable_and_flags: Cell::new(TrackedHeader::tagged(vtable, flags::TRACKED)),
+                vtable_and_flags: Cell::new(TrackedHeader::tagged(vtable, flags::TRACKED | generation)),
                 slot: Cell::new(u32::MAX),
                 strong: Cell::new(strong),
             });
             if track {
                 inner.track(header);
-            } else {
-                header.as_ref().set_generation(UNTRACKED_GEN);
             }
         } else {
             object::leaf_header(value_ptr).write(LeafHeader {
