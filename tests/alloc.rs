@@ -125,6 +125,40 @@ fn empty_arenas_are_returned_keeping_one_spare() {
     unsafe { a.dealloc(block, layout) };
 }
 
+/// Freeing a structure as large as the one still live keeps its arenas as
+/// spares, so rebuilding it maps nothing new; once everything is freed, one
+/// spare is left.
+#[test]
+fn empty_arenas_are_kept_as_spares_while_no_more_than_those_in_use() {
+    let a = Allocator::new();
+    let layout = Layout::from_size_align(512, 8).unwrap();
+    let k = if cfg!(miri) { 1 } else { 3 };
+    let live: Vec<_> = (0..blocks_for_arenas(k)).map(|_| a.alloc(layout).unwrap()).collect();
+    for round in 0..3 {
+        let temp: Vec<_> = (0..blocks_for_arenas(k)).map(|_| a.alloc(layout).unwrap()).collect();
+        assert_eq!(a.stats().arenas_current, 2 * k);
+        for block in temp {
+            // SAFETY: allocated above with this layout.
+            unsafe { a.dealloc(block, layout) };
+        }
+        let s = a.stats();
+        assert_eq!(
+            s.arenas_current,
+            2 * k,
+            "round {round}: {k} spares kept for {k} arenas in use"
+        );
+        assert_eq!((s.arenas_freed_total, s.arenas_high_water), (0, 2 * k), "round {round}");
+    }
+    for block in live {
+        // SAFETY: allocated above with this layout.
+        unsafe { a.dealloc(block, layout) };
+    }
+    let s = a.stats();
+    assert_eq!(s.arenas_current, 1, "with nothing in use, one spare is kept");
+    assert_eq!(s.arenas_freed_total, 2 * k - 1);
+    assert_eq!(a.trim(), 1);
+}
+
 #[test]
 fn new_pools_come_from_the_busiest_arena() {
     let a = Allocator::new();

@@ -19,9 +19,14 @@
 //! count for the same purpose).
 //!
 //! When an arena's last pool becomes empty the arena is returned to the OS,
-//! except that one wholly empty arena is kept as a spare so a program that
-//! allocates and frees in a loop does not map and unmap every time
-//! (`Allocator::trim` releases the spare too).
+//! unless it is needed as a spare: wholly empty arenas are kept as long as
+//! there are no more of them than arenas in use (and always one), so a
+//! program that builds and frees a large structure in a loop while another
+//! stays live (binary-trees' short-lived trees next to its long-lived one)
+//! does not map, fault in and unmap the same megabytes every time. The
+//! memory kept is thus at most the memory in use plus one arena; once
+//! everything is freed only one spare is left (`Allocator::trim` releases
+//! that one too).
 
 use core::ptr::{self, NonNull};
 
@@ -62,6 +67,8 @@ pub(crate) struct ArenaTable {
     buckets: [u32; POOLS_PER_ARENA + 1],
     /// Bit `k` set iff `buckets[k]` is non-empty.
     nonempty: u128,
+    /// Arenas in the all-free bucket (wholly empty, kept as spares).
+    empty_arenas: usize,
     pub(crate) counters: ArenaCounters,
 }
 
@@ -72,6 +79,7 @@ impl ArenaTable {
             unused_slots: Vec::new(),
             buckets: [NONE; POOLS_PER_ARENA + 1],
             nonempty: 0,
+            empty_arenas: 0,
             counters: ArenaCounters::default(),
         }
     }
@@ -89,6 +97,7 @@ impl ArenaTable {
         }
         self.buckets[k] = idx;
         self.nonempty |= 1 << k;
+        self.empty_arenas += usize::from(k == POOLS_PER_ARENA);
     }
 
     fn bucket_remove(&mut self, idx: u32) {
@@ -108,6 +117,7 @@ impl ArenaTable {
         if next != NONE {
             self.arenas[next as usize].bucket_prev = prev;
         }
+        self.empty_arenas -= usize::from(k == POOLS_PER_ARENA);
     }
 
     /// Maps a new arena and files it in the all-free bucket.
@@ -189,8 +199,9 @@ impl ArenaTable {
         Some(pool)
     }
 
-    /// Gives an empty, unlinked pool back to its arena; releases the arena to
-    /// the OS if it is now wholly empty and another wholly empty arena exists.
+    /// Gives an empty, unlinked pool back to its arena; if that left the
+    /// arena wholly empty, releases wholly empty arenas to the OS while they
+    /// outnumber both one and the arenas still in use.
     ///
     /// # Safety
     /// `pool` is a live pool of this table with no block in use, on no used list.
@@ -206,10 +217,9 @@ impl ArenaTable {
         let now_empty = a.free_pools as usize == POOLS_PER_ARENA;
         self.bucket_insert(idx);
         if now_empty {
-            let a = &self.arenas[idx as usize];
-            let another_empty = self.buckets[POOLS_PER_ARENA] != idx || a.bucket_next != NONE;
-            if another_empty {
-                self.release_arena(idx);
+            while self.empty_arenas > 1.max(self.counters.current - self.empty_arenas) {
+                // The head of the all-free bucket: the arena just emptied.
+                self.release_arena(self.buckets[POOLS_PER_ARENA]);
             }
         }
     }

@@ -21,8 +21,9 @@
 //!   rare (new pool, full pool, empty pool, new arena, errors) is out of line.
 //! * Arenas are taken from the OS as whole pages (see the `os` module); new pools come from
 //!   the busiest arena so others can drain, and an arena whose pools are all
-//!   empty goes back to the OS (one spare is kept, [`Allocator::trim`]
-//!   releases it).
+//!   empty goes back to the OS, except that wholly empty arenas are kept as
+//!   spares while they are no more than the arenas in use (at least one is
+//!   kept; [`Allocator::trim`] releases them all).
 //! * A byte limit ([`Allocator::set_limit`]) makes allocations that would
 //!   exceed it fail with an [`AllocError`]; nothing allocated is affected.
 //!
@@ -137,6 +138,43 @@ impl Allocator {
     /// memory. Earlier allocations are unaffected.
     #[inline(always)]
     pub fn alloc(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        match self.alloc_fast(layout) {
+            Some(block) => Ok(block),
+            None => self.alloc_slow(layout),
+        }
+    }
+
+    /// The fast path of [`alloc`](Self::alloc): a small block from the first
+    /// pool on its class's used list, if the limit allows it and that pool has
+    /// one. `None` only means "take the slow path" (`alloc` then serves the
+    /// request or reports the error); nothing has changed.
+    ///
+    /// Callers that must clean up on an error (drop the value they were
+    /// about to store) can keep that code out of their fast path this way.
+    #[inline(always)]
+    pub(crate) fn alloc_fast(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let class = SizeClass::for_layout(layout)?;
+        let block_size = class.block_size();
+        // SAFETY: the only state reference in this call.
+        let st = unsafe { self.state() };
+        if st.bytes_in_use + block_size > st.limit {
+            return None;
+        }
+        let pool = st.used_pools[class.index()];
+        if pool.is_null() {
+            return None;
+        }
+        // SAFETY: pools on a used list are live and of this class.
+        let block = unsafe { pool::take_block(pool, block_size) }?;
+        st.bytes_in_use += block_size;
+        Some(block)
+    }
+
+    /// Everything `alloc_fast` leaves: large requests, the limit error, a
+    /// full or missing head pool.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let Some(class) = SizeClass::for_layout(layout) else {
             return self.alloc_large(layout);
         };
@@ -145,14 +183,6 @@ impl Allocator {
         let st = unsafe { self.state() };
         if st.bytes_in_use + block_size > st.limit {
             return Err(limit_error(st, layout, block_size));
-        }
-        let pool = st.used_pools[class.index()];
-        if !pool.is_null() {
-            // SAFETY: pools on a used list are live and of this class.
-            if let Some(block) = unsafe { pool::take_block(pool, block_size) } {
-                st.bytes_in_use += block_size;
-                return Ok(block);
-            }
         }
         self.alloc_small_slow(st, class, layout)
     }
@@ -189,8 +219,7 @@ impl Allocator {
         }
     }
 
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     fn alloc_small_slow(&self, st: &mut State, class: SizeClass, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let head = &mut st.used_pools[class.index()];
         // Unlink the full pools at the head of the list (they were left there
@@ -286,7 +315,7 @@ impl Allocator {
         (limit != usize::MAX).then_some(limit)
     }
 
-    /// Returns every wholly empty arena to the OS, including the one spare the
+    /// Returns every wholly empty arena to the OS, including the spares the
     /// allocator otherwise keeps; returns how many were released.
     pub fn trim(&self) -> usize {
         // SAFETY: the only state reference in this call.

@@ -311,8 +311,42 @@ pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: b
         // Like CPython, an automatic collection happens before the allocation.
         inner.before_tracked_alloc();
     }
-    let layout = ObjectKind::<T>::VTABLE.block_layout;
-    let block = inner.allocator.alloc(layout)?;
+    let Some(block) = inner.allocator.alloc_fast(ObjectKind::<T>::VTABLE.block_layout) else {
+        return alloc_slow(inner, value, immortal, track);
+    };
+    // SAFETY: a fresh block for T's block layout.
+    Ok(unsafe { init_object(inner, block, value, immortal, track) })
+}
+
+/// `alloc` when the allocator's fast path cannot serve the block (a new
+/// pool is needed, or the limit is reached): out of line, so that dropping
+/// the value on an error costs the fast path nothing.
+#[cold]
+#[inline(never)]
+fn alloc_slow<T: Trace + 'static>(
+    inner: &HeapInner,
+    value: T,
+    immortal: bool,
+    track: bool,
+) -> Result<Gc<T>, AllocError> {
+    let block = inner.allocator.alloc(ObjectKind::<T>::VTABLE.block_layout)?;
+    // SAFETY: a fresh block for T's block layout.
+    Ok(unsafe { init_object(inner, block, value, immortal, track) })
+}
+
+/// Writes the header and `value` into a fresh block and counts the object.
+///
+/// # Safety
+/// `block` is a fresh block of `inner` for `T`'s block layout; `track` only
+/// for a tracked, mortal `T`.
+#[inline(always)]
+unsafe fn init_object<T: Trace + 'static>(
+    inner: &HeapInner,
+    block: NonNull<u8>,
+    value: T,
+    immortal: bool,
+    track: bool,
+) -> Gc<T> {
     let offset = ObjectKind::<T>::value_offset(align_of::<T>());
     // SAFETY: `block` is `layout.size()` fresh bytes: the header ends at
     // `offset`, where the value starts, aligned for T.
@@ -326,7 +360,7 @@ pub(crate) fn alloc<T: Trace + 'static>(inner: &HeapInner, value: T, immortal: b
         if immortal {
             inner.immortal_objects.set(inner.immortal_objects.get() + 1);
         }
-        Ok(Gc::from_counted(value_ptr.cast()))
+        Gc::from_counted(value_ptr.cast())
     }
 }
 
@@ -414,15 +448,16 @@ unsafe fn write_header<T: Trace + ?Sized + 'static>(
         }
         if ObjectKind::<T>::TRACKED {
             let header = object::tracked_header(value_ptr);
+            // An untracked object is born in the untracked generation (one
+            // store of the first word instead of a store and a rewrite).
+            let generation = if track { 0 } else { UNTRACKED_GEN << flags::GEN_SHIFT };
             header.write(TrackedHeader {
-                vtable_and_flags: Cell::new(TrackedHeader::tagged(vtable, flags::TRACKED)),
+                vtable_and_flags: Cell::new(TrackedHeader::tagged(vtable, flags::TRACKED | generation)),
                 slot: Cell::new(u32::MAX),
                 strong: Cell::new(strong),
             });
             if track {
                 inner.track(header);
-            } else {
-                header.as_ref().set_generation(UNTRACKED_GEN);
             }
         } else {
             object::leaf_header(value_ptr).write(LeafHeader {
@@ -505,16 +540,42 @@ impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: the caller guarantees the header is live.
+    if ObjectKind::<T>::TRACKED && unsafe { object::tracked_header(ptr.cast()).as_ref() }.has(flags::DEAD) {
+        // SAFETY: forwarded caller contract.
+        return unsafe { release_dead(ptr) };
+    }
+    // SAFETY: forwarded; the value is alive, so its layout may be read from
+    // it (for a sized `T` it is a constant and nothing is read).
+    unsafe { release_with(ptr, block_layout::<T>(ptr), false) }
+}
+
+/// `release` of an object whose value the collector already dropped: a dead
+/// value is never referenced again, so its layout comes from the vtable.
+///
+/// # Safety
+/// As `release`, for a dead (so tracked) object.
+#[cold]
+#[inline(never)]
+unsafe fn release_dead<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: the caller guarantees the header is live.
+    let layout = unsafe { object::tracked_header(ptr.cast()).as_ref() }
+        .vtable()
+        .block_layout;
+    // SAFETY: forwarded caller contract; `layout` is the object's block layout.
+    unsafe { release_with(ptr, layout, true) }
+}
+
+/// The body of `release`, for a value that is `dead` or not and whose block
+/// has `layout` (a constant for a live sized `T`, so the size class and the
+/// heap lookup fold at compile time).
+///
+/// # Safety
+/// As `release`; `dead` says whether the object is dead, `layout` is its
+/// block layout.
+#[inline(always)]
+unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Layout, dead: bool) {
     let value = ptr.cast::<u8>();
-    // SAFETY: the header is live; a dead value is never referenced again, so
-    // its layout comes from the vtable instead of the value.
-    let dead = ObjectKind::<T>::TRACKED && unsafe { object::tracked_header(value).as_ref() }.has(flags::DEAD);
-    let layout = if dead {
-        // SAFETY: as above.
-        unsafe { object::tracked_header(value).as_ref() }.vtable().block_layout
-    } else {
-        block_layout::<T>(ptr)
-    };
     // SAFETY: the object is live until we free it below; its heap outlives it.
     unsafe {
         let inner_ptr = heap_of::<T>(value, layout);
@@ -679,6 +740,9 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
         offset: usize,
     }
     impl Drop for FreeOnExit<'_> {
+        // Inlined into each typed release, where the layout is usually a
+        // constant: the size class then folds away.
+        #[inline(always)]
         fn drop(&mut self) {
             // SAFETY: the value has been dropped (or its drop unwound); the
             // block is no longer used.
@@ -697,6 +761,7 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
 
 /// # Safety
 /// The block holding `value` at `offset` belongs to `inner` and is not used again.
+#[inline(always)]
 unsafe fn free_block(inner: &HeapInner, value: NonNull<u8>, layout: Layout, offset: usize) {
     // SAFETY: forwarded.
     unsafe { inner.allocator.dealloc(value.sub(offset), layout) };

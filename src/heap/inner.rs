@@ -415,12 +415,14 @@ impl HeapInner {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn block_allocated(&self) {
         self.live_blocks.set(self.live_blocks.get() + 1);
     }
 
     /// Records that a block was freed. The state itself is freed later, by
     /// [`maybe_destroy`](Self::maybe_destroy) at the outermost level.
+    #[inline(always)]
     pub(crate) fn block_freed(&self) {
         self.live_blocks.set(self.live_blocks.get() - 1);
     }
