@@ -79,7 +79,10 @@ pub(crate) mod flags {
     /// The object is in the set a running collection examines; its `slot`
     /// then indexes the collector's work list instead of a generation.
     pub(crate) const COLLECTING: usize = 1 << 6;
-    /// Every flag bit.
+    /// Every flag bit. A leaf's `flags` word uses only these low bits for
+    /// flags: bits 8 and up hold its weak slot's number (`handle::weak`),
+    /// and bit 0 ([`TRACKED`]) is never set in a leaf, which is how the heap
+    /// walk tells leaves from tracked objects.
     pub(crate) const ALL: usize = 0b111_1111;
 }
 

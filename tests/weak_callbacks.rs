@@ -215,3 +215,101 @@ fn a_callback_may_collect() {
     assert!(ran.get());
     assert_eq!(heap.object_count(), 0);
 }
+
+/// Panics in the `Drop` of the values a callback captured.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+/// Two callbacks on `target`: the newer one (run first) drops the older
+/// weak reference, so the older callback is skipped and freed by the batch,
+/// and dropping its captures panics.
+fn skipped_callback_with_panicking_captures<T: Trace + 'static>(target: &Gc<T>, ran: &Rc<Cell<bool>>) -> Weak<T> {
+    let captured = PanicOnDrop("captured value exploded");
+    let older = Gc::downgrade_with_callback(target, move |_| {
+        let _keep = &captured;
+        unreachable!("a callback whose weak reference died first is never called");
+    });
+    let holder = RefCell::new(Some(older));
+    let ran = ran.clone();
+    Gc::downgrade_with_callback(target, move |_| {
+        drop(holder.borrow_mut().take());
+        ran.set(true);
+    })
+}
+
+/// A skipped callback whose captures panic when the refcount path frees
+/// them: the panic is reported, the object is freed anyway.
+#[test]
+fn a_panicking_drop_of_a_skipped_callbacks_captures_is_reported_on_release() {
+    let heap = Heap::new();
+    let sink = Sink::attach(&heap);
+    let ran = Rc::new(Cell::new(false));
+    let obj = heap.alloc(7u64);
+    let newer = skipped_callback_with_panicking_captures(&obj, &ran);
+    drop(obj);
+    assert!(ran.get());
+    assert_eq!(heap.object_count(), 0, "the object was freed");
+    assert!(sink.text().contains("captured value exploded"), "{}", sink.text());
+    drop(newer);
+}
+
+/// The same in a collection: the panic is reported, `collect` returns, and
+/// the rest of the batch runs (another garbage object's weak dictionary
+/// entry is removed).
+#[test]
+fn a_panicking_drop_of_a_skipped_callbacks_captures_is_reported_in_a_collection() {
+    let heap = Heap::new();
+    let sink = Sink::attach(&heap);
+    let log = Log::default();
+    let (a, b) = (item(&heap, "a", &log), item(&heap, "b", &log));
+    *a.next.borrow_mut() = Some(a.clone());
+    *b.next.borrow_mut() = Some(b.clone());
+    let mut dict = rcgc::WeakValueDictionary::new();
+    dict.insert(2, &b);
+    let ran = Rc::new(Cell::new(false));
+    let newer = skipped_callback_with_panicking_captures(&a, &ran);
+    drop((a, b));
+    assert_eq!(heap.collect(), 2);
+    assert!(ran.get());
+    assert_eq!(dict.len(), 0, "b's entry left with b");
+    assert_eq!(heap.object_count(), 0);
+    assert!(sink.text().contains("captured value exploded"), "{}", sink.text());
+    drop(newer);
+}
+
+/// Weak collections are up to date before any user callback of a
+/// collection runs: a callback of one garbage object sees `len()` without
+/// the entry of another garbage object, whichever was allocated first
+/// (CPython's `WeakValueDictionary` may still count it there).
+#[test]
+fn a_callback_in_a_collection_sees_exact_lengths_of_weak_collections() {
+    for callback_object_first in [true, false] {
+        let heap = Heap::new();
+        let log = Log::default();
+        let (a, b) = if callback_object_first {
+            let a = item(&heap, "a", &log);
+            (a, item(&heap, "b", &log))
+        } else {
+            let b = item(&heap, "b", &log);
+            (item(&heap, "a", &log), b)
+        };
+        *a.next.borrow_mut() = Some(a.clone());
+        *b.next.borrow_mut() = Some(b.clone());
+        let dict = Rc::new(RefCell::new(rcgc::WeakValueDictionary::new()));
+        dict.borrow_mut().insert(2, &b);
+        let seen = Rc::new(Cell::new(None));
+        let (d, s) = (dict.clone(), seen.clone());
+        let _w = Gc::downgrade_with_callback(&a, move |_| {
+            let d = d.borrow();
+            s.set(Some((d.len(), d.get(&2).is_some())));
+        });
+        drop((a, b));
+        assert_eq!(heap.collect(), 2);
+        assert_eq!(seen.get(), Some((0, false)), "a first: {callback_object_first}");
+    }
+}

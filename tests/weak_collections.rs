@@ -973,3 +973,39 @@ fn freed_weak_records_are_not_reported_or_counted_by_the_limit() {
     drop((objects, c, d, dict));
     assert_eq!(heap.bytes_in_use(), 0);
 }
+
+/// The bytes a collector policy is told are in use are those the heap
+/// reports: freed weak records the heap keeps for reuse are not counted.
+#[test]
+fn a_policy_sees_the_bytes_the_heap_reports() {
+    use rcgc::collect::{Action, CollectorPolicy, PolicyContext};
+
+    struct Recorder(Rc<Cell<usize>>);
+    impl CollectorPolicy for Recorder {
+        fn poll_after(&self, _: &PolicyContext) -> Option<usize> {
+            None
+        }
+        fn on_allocation(&mut self, _: &PolicyContext) -> Action {
+            Action::Nothing
+        }
+        fn on_checkpoint(&mut self, ctx: &PolicyContext) -> Action {
+            self.0.set(ctx.bytes_in_use);
+            Action::Nothing
+        }
+    }
+
+    let seen = Rc::new(Cell::new(usize::MAX));
+    let heap = Heap::with_policy(Recorder(seen.clone()));
+    let mut dict = WeakValueDictionary::new();
+    let values: Vec<Gc<u64>> = (0..64).map(|i| heap.alloc(i)).collect();
+    for (i, value) in values.iter().enumerate() {
+        dict.insert(i, value);
+    }
+    // Values die while others keep their weak records: freed records may
+    // be kept for reuse.
+    let kept: Vec<Gc<u64>> = values.into_iter().step_by(2).collect();
+    assert_eq!(dict.len(), kept.len());
+    heap.checkpoint();
+    assert_eq!(seen.get(), heap.bytes_in_use());
+    drop(kept);
+}

@@ -187,6 +187,20 @@ impl Allocator {
         self.alloc_small_slow(st, class, layout)
     }
 
+    /// Whether the pool of the small block `block` has other blocks in use,
+    /// so that keeping `block` allocated keeps no otherwise empty pool (and
+    /// its arena) mapped.
+    ///
+    /// # Safety
+    /// `block` is a live block of this allocator of a small layout (one with
+    /// a [`SizeClass`]).
+    #[inline]
+    pub(crate) unsafe fn pool_has_other_blocks(&self, block: NonNull<u8>) -> bool {
+        // SAFETY: the caller guarantees a live small block, so its pool's
+        // header is live and initialised; `used` is plain data read once.
+        unsafe { (*pool::pool_of(block)).used > 1 }
+    }
+
     /// Frees a block.
     ///
     /// # Safety

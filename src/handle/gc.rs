@@ -115,7 +115,7 @@ impl<T: Trace + 'static> Gc<T> {
     /// ```
     ///
     /// # Panics
-    /// If the heap's memory limit leaves no room for the 16-byte weak record
+    /// If the heap's memory limit leaves no room for the 48-byte weak record
     /// the first weak reference to an object needs; use
     /// [`Gc::try_downgrade`] to get the error instead.
     pub fn downgrade(this: &Gc<T>) -> Weak<T> {

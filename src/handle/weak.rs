@@ -36,9 +36,10 @@
 //!   (two words of plain data, [`RawCallback`]: the collection's hook and
 //!   the entry's hash), kept in the slot's `raw` field for the object's first
 //!   one (no allocation) or in a record. Internal callbacks run no user code
-//!   and run before the user callbacks of the same object, so weak
-//!   collections are up to date when those run. An object dying with only
-//!   that inline callback (the usual entry of a weak cache) runs it at once,
+//!   and run before the user callbacks of a batch (of every object in it,
+//!   when a collection frees several), so weak collections are up to date
+//!   when those run. An object whose count reaches zero with only that
+//!   inline callback (the usual entry of a weak cache) runs it at once,
 //!   without a callback batch. A collection replacing an entry's object
 //!   moves the slot to the new object when the entry was the old one's only
 //!   weak reference ([`RawWeak::retarget`]).
@@ -123,7 +124,8 @@ pub(crate) struct WeakTable {
     /// indexed by low bits of the pool's address: new slots come from few
     /// pools, which are then found without a lookup.
     recent: [(usize, u32); RECENT_POOLS],
-    /// Freed slots kept for reuse, at most [`SPARE_SLOTS`], while other slots
+    /// Freed slots kept for reuse, at most [`SPARE_SLOTS`], all from one pool
+    /// (so they pin at most one otherwise empty pool), while other slots
     /// live and the heap has no memory limit: a weak cache churning its
     /// entries reuses a few warm slots instead of going through the
     /// allocator (and its pool headers) twice per entry. Given back to the
@@ -273,9 +275,18 @@ fn alloc_slot(inner: &HeapInner) -> Result<NonNull<WeakSlot>, AllocError> {
 unsafe fn free_slot(inner: &HeapInner, slot: NonNull<WeakSlot>) {
     inner.block_freed();
     let limited = inner.allocator.limit().is_some();
+    // Spares all come from one pool, and the first one is not the last block
+    // of its pool: spares alone then keep at most one otherwise empty pool
+    // (and its arena) from going back, whatever the program frees later.
+    let same_pool = |spare: NonNull<WeakSlot>| (spare.addr().get() ^ slot.addr().get()) < POOL_SIZE;
     let kept = inner.with_weak_table(|table| {
         table.live_slots -= 1;
-        if table.live_slots > 0 && table.spare.len() < SPARE_SLOTS && !limited {
+        let fits = match table.spare.first() {
+            Some(&first) => same_pool(first),
+            // SAFETY: `slot` is a live small block of `inner`'s allocator.
+            None => unsafe { inner.allocator.pool_has_other_blocks(slot.cast()) },
+        };
+        if table.live_slots > 0 && table.spare.len() < SPARE_SLOTS && !limited && fits {
             table.spare.push(slot);
             true
         } else {
@@ -289,6 +300,12 @@ unsafe fn free_slot(inner: &HeapInner, slot: NonNull<WeakSlot>) {
             release_spare_slots(inner);
         }
     }
+}
+
+/// Bytes of the allocator's count held by spare slots (freed slots kept for
+/// reuse), which the heap does not report as in use.
+pub(crate) fn spare_slot_bytes(inner: &HeapInner) -> usize {
+    inner.with_weak_table(|table| table.spare.len()) * crate::alloc::usable_size(SLOT_LAYOUT)
 }
 
 /// Gives every spare slot of `inner` back to the allocator.
@@ -824,19 +841,37 @@ impl PendingCallbacks {
     /// are garbage; panics are reported.
     #[inline]
     pub(crate) fn run(mut self, inner: &HeapInner) {
-        if let Some(first) = self.one.take() {
+        if !self.more.is_empty() {
+            self.run_more(inner);
+        } else if let Some(first) = self.one.take() {
             // SAFETY: the batch's handle.
             unsafe { first.run(inner) };
         }
-        if !self.more.is_empty() {
-            self.run_more(inner);
-        }
     }
 
+    /// Runs a batch of several callbacks: the internal ones of every object
+    /// first (they run no user code), so that weak collections are up to
+    /// date — `len()` exact — when the first user callback runs, even for
+    /// objects that die later in the same batch; then the user callbacks in
+    /// the batch's order.
     #[cold]
     #[inline(never)]
     fn run_more(&mut self, inner: &HeapInner) {
-        for due in core::mem::take(&mut self.more) {
+        let mut user = core::mem::take(&mut self.more);
+        if let Some(first) = self.one.take() {
+            user.insert(0, first);
+        }
+        user.retain(|&due| {
+            // SAFETY: the batch's handle keeps the record or slot alive.
+            if unsafe { due.is_internal() } {
+                // SAFETY: the batch's handle, given up here.
+                unsafe { due.run(inner) };
+                false
+            } else {
+                true
+            }
+        });
+        for due in user {
             // SAFETY: the batch's handle.
             unsafe { due.run(inner) };
         }
@@ -844,6 +879,18 @@ impl PendingCallbacks {
 }
 
 impl Due {
+    /// Whether this is a weak collection's callback (no user code).
+    ///
+    /// # Safety
+    /// The batch owns a handle to the record, or a count on the slot.
+    unsafe fn is_internal(self) -> bool {
+        match self {
+            Due::Inline(_) => true,
+            // SAFETY: the batch's handle keeps the record alive.
+            Due::Record(record) => unsafe { record.as_ref() }.raw.get().is_some(),
+        }
+    }
+
     /// Runs the callback (unless cancelled or owned by garbage), then gives
     /// back the batch's handle.
     ///
@@ -875,8 +922,16 @@ impl Due {
                 }
             }
         }
-        // SAFETY: the batch's handle.
-        unsafe { self.release() };
+        // Giving back the batch's handle may free a cancelled callback, whose
+        // captures' `Drop` is user code: a panic there is reported like the
+        // callbacks' own, and the rest of the batch still runs.
+        let give_back = || {
+            // SAFETY: the batch's handle, given up once.
+            unsafe { self.release() }
+        };
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(give_back)) {
+            inner.report_panic(format_args!("the drop of a weak reference callback"), &*panic);
+        }
     }
 }
 
@@ -998,8 +1053,16 @@ unsafe fn drop_record_handle(record: NonNull<CallbackRecord>, tracked: bool) {
         // SAFETY: the list is owned by the slot; no user code runs here.
         unsafe { unlist(slot_ref, record) };
         // SAFETY: the last handle: nothing refers to the record any more.
-        // Dropping it may run user code (the callback's captures).
-        drop(unsafe { Box::from_raw(record.as_ptr()) });
+        let record = unsafe { Box::from_raw(record.as_ptr()) };
+        // The callback's captures are user code, whose `Drop` may panic:
+        // they are dropped last, once the record and the slot count are
+        // given back, so a panic there leaves nothing half done.
+        let callback = record.callback.take();
+        drop(record);
+        // SAFETY: the handle's count on the slot.
+        unsafe { drop_slot_handle(slot, tracked) };
+        drop(callback);
+        return;
     }
     // SAFETY: the handle's count on the slot.
     unsafe { drop_slot_handle(slot, tracked) }

@@ -293,7 +293,8 @@ impl HeapInner {
             ctx.long_lived_total = gens.long_lived_total;
             ctx.long_lived_pending = gens.long_lived_pending;
         });
-        ctx.bytes_in_use = self.allocator.bytes_in_use();
+        // As `Heap::bytes_in_use`: spare weak slots are not in use.
+        ctx.bytes_in_use = self.allocator.bytes_in_use() - crate::handle::weak::spare_slot_bytes(self);
         ctx
     }
 
