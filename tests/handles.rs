@@ -89,6 +89,8 @@ fn object_sizes_meet_the_targets() {
             })
             .collect();
         heap.collect();
+        // A full collection keeps its work list until the next young one.
+        heap.collect_generation(0).unwrap();
         nodes
     };
     assert_eq!(heap.objects(Some(2)).unwrap().len(), nodes.len());

@@ -109,7 +109,7 @@ pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
         }
         (found, candidates)
     };
-    inner.shrink_work();
+    inner.shrink_work(matches!(scope, Scope::Generations(g) if g == GENERATIONS - 1));
     // Releases queued while `Trace` impls ran (only a misbehaving impl causes them).
     inner.drain_pending();
     let info = GcInfo {

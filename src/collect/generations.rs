@@ -144,16 +144,17 @@ impl Generations {
     }
 
     /// Takes every object of generations `0..=generation` out of the
-    /// generations (walking the heap for generation 2).
+    /// generations (walking the heap for generation 2), generation 0 first:
+    /// its vector, usually the largest, becomes the candidate list without a
+    /// copy.
     pub(crate) fn take(&mut self, allocator: &Allocator, generation: usize) -> Vec<NonNull<TrackedHeader>> {
-        let young = generation.min(YOUNG - 1);
-        let mut taken = core::mem::take(&mut self.young[young]);
-        for list in &mut self.young[..young] {
-            taken.append(list);
-            if list.capacity() > KEPT_CAPACITY {
-                // Keep no word per object of a big generation 0 (collections
-                // with automatic collection disabled).
-                *list = Vec::new();
+        let mut taken = core::mem::take(&mut self.young[0]);
+        if generation >= 1 {
+            let gen1 = &mut self.young[1];
+            taken.append(gen1);
+            if gen1.capacity() > KEPT_CAPACITY {
+                // Keep no word per object of a big generation 1.
+                *gen1 = Vec::new();
             }
         }
         if generation == OLD && self.old > 0 {

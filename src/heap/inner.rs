@@ -178,10 +178,15 @@ impl HeapInner {
     }
 
     /// Gives back the work list's memory after a large collection, so that a
-    /// big heap does not keep a word per object between full collections.
-    pub(crate) fn shrink_work(&self) {
+    /// big heap does not keep a word per object between full collections:
+    /// at the end of any collection but a full one (`full`). A full
+    /// collection keeps it until the next young collection (at most
+    /// `threshold[0]` allocations later with the default policy), so that
+    /// full collections in a row (`gc.collect()` in a loop, a benchmark)
+    /// do not pay fresh pages for it each time.
+    pub(crate) fn shrink_work(&self, full: bool) {
         self.with_work(|work| {
-            if work.capacity() > KEPT_WORK_CAPACITY {
+            if !full && work.capacity() > KEPT_WORK_CAPACITY {
                 *work = Vec::new();
             }
         });
