@@ -355,7 +355,6 @@ unsafe fn init_object<T: Trace + 'static>(
         let vtable: &'static object::VTable = &ObjectKind::<T>::VTABLE;
         write_header::<T>(inner, block, value_ptr, immortal, track, vtable);
         value_ptr.cast::<T>().write(value);
-        inner.block_allocated();
         inner.live_objects.set(inner.live_objects.get() + 1);
         if immortal {
             inner.immortal_objects.set(inner.immortal_objects.get() + 1);
@@ -387,7 +386,6 @@ pub(crate) unsafe fn alloc_unsized<T: Trace + ?Sized + 'static>(
         write_header::<T>(inner, block, value_ptr, false, false, &object::NO_VTABLE);
         let ptr = init(value_ptr);
         debug_assert_eq!(ptr.cast::<u8>(), value_ptr);
-        inner.block_allocated();
         inner.live_objects.set(inner.live_objects.get() + 1);
         Ok(Gc::from_counted(ptr))
     }
@@ -765,7 +763,6 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
 unsafe fn free_block(inner: &HeapInner, value: NonNull<u8>, layout: Layout, offset: usize) {
     // SAFETY: forwarded.
     unsafe { inner.allocator.dealloc(value.sub(offset), layout) };
-    inner.block_freed();
 }
 
 impl<T: Trace + ?Sized + 'static> Deref for Gc<T> {
