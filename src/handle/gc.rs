@@ -604,17 +604,15 @@ unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Lay
             }
         }
         strong.set(0);
-        if object::Flags::has::<T>(value, flags::HAS_WEAK) {
-            let callbacks = weak::clear_of::<T>(inner, value);
-            object::Flags::set::<T>(value, flags::HAS_WEAK, false);
-            if !callbacks.is_empty() {
-                // Callbacks run with the value still intact (CPython: `del c, cb c`).
-                let _depth = DepthGuard::enter(inner);
-                callbacks.run(inner);
-            }
-        }
-        if ObjectKind::<T>::TRACKED {
-            inner.untrack(object::tracked_header(value));
+        let plain = if ObjectKind::<T>::TRACKED {
+            // The common case (an untracked object without weak references)
+            // is one branch; the rest is out of line.
+            object::tracked_header(value).as_ref().is_plain_untracked()
+        } else {
+            !object::Flags::has::<T>(value, flags::HAS_WEAK)
+        };
+        if !plain {
+            release_bookkeeping::<T>(inner, value);
         }
         inner.live_objects.set(inner.live_objects.get() - 1);
         if dead {
@@ -647,6 +645,34 @@ unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Lay
             if let Some(panic) = panic {
                 resume_unwind(panic);
             }
+        }
+    }
+}
+
+/// `release`'s steps between the count reaching zero and the value's drop,
+/// for an object with weak references or in a generation or collection:
+/// clears its weak references (running their callbacks), then takes it out
+/// of its generation (or the running collection).
+///
+/// # Safety
+/// `value` is a live object of `inner` holding a `T`, whose count was just
+/// set to 0 by `release`.
+#[cold]
+#[inline(never)]
+unsafe fn release_bookkeeping<T: Trace + ?Sized + 'static>(inner: &HeapInner, value: NonNull<u8>) {
+    // SAFETY: the caller guarantees a live object of `inner` holding a `T`.
+    unsafe {
+        if object::Flags::has::<T>(value, flags::HAS_WEAK) {
+            let callbacks = weak::clear_of::<T>(inner, value);
+            object::Flags::set::<T>(value, flags::HAS_WEAK, false);
+            if !callbacks.is_empty() {
+                // Callbacks run with the value still intact (CPython: `del c, cb c`).
+                let _depth = DepthGuard::enter(inner);
+                callbacks.run(inner);
+            }
+        }
+        if ObjectKind::<T>::TRACKED {
+            inner.untrack(object::tracked_header(value));
         }
     }
 }
