@@ -773,11 +773,45 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
             unsafe { free_block(self.inner, self.value, self.layout, self.offset) }
         }
     }
+    /// For a tracked object: frees the block if the value's drop unwinds,
+    /// finding the layout (and so the heap) from the header, which the drop
+    /// leaves intact. Only the address is kept for the unwinding path, so
+    /// the common path stores one word instead of the whole `FreeOnExit`.
+    struct FreeTrackedOnUnwind<T: Trace + ?Sized + 'static>(NonNull<u8>, PhantomData<*const T>);
+    impl<T: Trace + ?Sized + 'static> Drop for FreeTrackedOnUnwind<T> {
+        fn drop(&mut self) {
+            // SAFETY: a tracked object's header outlives its value's drop;
+            // its vtable's block layout is the object's, so the heap found
+            // from it is the object's, and the block is no longer used.
+            unsafe {
+                let layout = object::tracked_header(self.0).as_ref().vtable().block_layout;
+                let inner = heap_of::<T>(self.0, layout);
+                free_block(
+                    inner.as_ref(),
+                    self.0,
+                    layout,
+                    ObjectKind::<T>::value_offset(layout.align()),
+                );
+            }
+        }
+    }
+    let value = ptr.cast::<u8>();
+    let offset = ObjectKind::<T>::value_offset(layout.align());
+    if ObjectKind::<T>::TRACKED {
+        let unwinding = FreeTrackedOnUnwind::<T>(value, PhantomData);
+        // SAFETY: the value is live and nobody can reach it any more; on
+        // unwinding, `unwinding` frees the block.
+        unsafe { ptr.as_ptr().drop_in_place() };
+        core::mem::forget(unwinding);
+        // SAFETY: the value has been dropped; the block is no longer used.
+        unsafe { free_block(inner, value, layout, offset) };
+        return;
+    }
     let _free = FreeOnExit {
         inner,
-        value: ptr.cast(),
+        value,
         layout,
-        offset: ObjectKind::<T>::value_offset(layout.align()),
+        offset,
     };
     // SAFETY: the value is live and nobody can reach it any more.
     unsafe { ptr.as_ptr().drop_in_place() };
