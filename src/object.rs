@@ -397,6 +397,17 @@ impl TrackedHeader {
             .set(word.map_addr(|addr| if on { addr | flag } else { addr & !flag }));
     }
 
+    /// Whether a dying object needs none of `release`'s bookkeeping: no weak
+    /// record, and in no generation list or collection (never tracked, or
+    /// untracked). One test of the flag word and the slot, which share the
+    /// header's cache line.
+    #[inline(always)]
+    pub(crate) fn is_plain_untracked(&self) -> bool {
+        let flag_bits = self.bits() & (flags::HAS_WEAK | flags::COLLECTING);
+        let slot_bits = (self.slot.get() ^ NO_SLOT) as usize;
+        flag_bits | slot_bits == 0
+    }
+
     /// Whether the object is in no generation and in no running
     /// collection: the collector does not see it (immortal, dead, or never
     /// tracked because its handles are fixed and lead only to untracked

@@ -355,7 +355,6 @@ unsafe fn init_object<T: Trace + 'static>(
         let vtable: &'static object::VTable = &ObjectKind::<T>::VTABLE;
         write_header::<T>(inner, block, value_ptr, immortal, track, vtable);
         value_ptr.cast::<T>().write(value);
-        inner.block_allocated();
         inner.live_objects.set(inner.live_objects.get() + 1);
         if immortal {
             inner.immortal_objects.set(inner.immortal_objects.get() + 1);
@@ -387,7 +386,6 @@ pub(crate) unsafe fn alloc_unsized<T: Trace + ?Sized + 'static>(
         write_header::<T>(inner, block, value_ptr, false, false, &object::NO_VTABLE);
         let ptr = init(value_ptr);
         debug_assert_eq!(ptr.cast::<u8>(), value_ptr);
-        inner.block_allocated();
         inner.live_objects.set(inner.live_objects.get() + 1);
         Ok(Gc::from_counted(ptr))
     }
@@ -606,17 +604,15 @@ unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Lay
             }
         }
         strong.set(0);
-        if object::Flags::has::<T>(value, flags::HAS_WEAK) {
-            let callbacks = weak::clear_of::<T>(inner, value);
-            object::Flags::set::<T>(value, flags::HAS_WEAK, false);
-            if !callbacks.is_empty() {
-                // Callbacks run with the value still intact (CPython: `del c, cb c`).
-                let _depth = DepthGuard::enter(inner);
-                callbacks.run(inner);
-            }
-        }
-        if ObjectKind::<T>::TRACKED {
-            inner.untrack(object::tracked_header(value));
+        let plain = if ObjectKind::<T>::TRACKED {
+            // The common case (an untracked object without weak references)
+            // is one branch; the rest is out of line.
+            object::tracked_header(value).as_ref().is_plain_untracked()
+        } else {
+            !object::Flags::has::<T>(value, flags::HAS_WEAK)
+        };
+        if !plain {
+            release_bookkeeping::<T>(inner, value);
         }
         inner.live_objects.set(inner.live_objects.get() - 1);
         if dead {
@@ -649,6 +645,34 @@ unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Lay
             if let Some(panic) = panic {
                 resume_unwind(panic);
             }
+        }
+    }
+}
+
+/// `release`'s steps between the count reaching zero and the value's drop,
+/// for an object with weak references or in a generation or collection:
+/// clears its weak references (running their callbacks), then takes it out
+/// of its generation (or the running collection).
+///
+/// # Safety
+/// `value` is a live object of `inner` holding a `T`, whose count was just
+/// set to 0 by `release`.
+#[cold]
+#[inline(never)]
+unsafe fn release_bookkeeping<T: Trace + ?Sized + 'static>(inner: &HeapInner, value: NonNull<u8>) {
+    // SAFETY: the caller guarantees a live object of `inner` holding a `T`.
+    unsafe {
+        if object::Flags::has::<T>(value, flags::HAS_WEAK) {
+            let callbacks = weak::clear_of::<T>(inner, value);
+            object::Flags::set::<T>(value, flags::HAS_WEAK, false);
+            if !callbacks.is_empty() {
+                // Callbacks run with the value still intact (CPython: `del c, cb c`).
+                let _depth = DepthGuard::enter(inner);
+                callbacks.run(inner);
+            }
+        }
+        if ObjectKind::<T>::TRACKED {
+            inner.untrack(object::tracked_header(value));
         }
     }
 }
@@ -749,11 +773,45 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
             unsafe { free_block(self.inner, self.value, self.layout, self.offset) }
         }
     }
+    /// For a tracked object: frees the block if the value's drop unwinds,
+    /// finding the layout (and so the heap) from the header, which the drop
+    /// leaves intact. Only the address is kept for the unwinding path, so
+    /// the common path stores one word instead of the whole `FreeOnExit`.
+    struct FreeTrackedOnUnwind<T: Trace + ?Sized + 'static>(NonNull<u8>, PhantomData<*const T>);
+    impl<T: Trace + ?Sized + 'static> Drop for FreeTrackedOnUnwind<T> {
+        fn drop(&mut self) {
+            // SAFETY: a tracked object's header outlives its value's drop;
+            // its vtable's block layout is the object's, so the heap found
+            // from it is the object's, and the block is no longer used.
+            unsafe {
+                let layout = object::tracked_header(self.0).as_ref().vtable().block_layout;
+                let inner = heap_of::<T>(self.0, layout);
+                free_block(
+                    inner.as_ref(),
+                    self.0,
+                    layout,
+                    ObjectKind::<T>::value_offset(layout.align()),
+                );
+            }
+        }
+    }
+    let value = ptr.cast::<u8>();
+    let offset = ObjectKind::<T>::value_offset(layout.align());
+    if ObjectKind::<T>::TRACKED {
+        let unwinding = FreeTrackedOnUnwind::<T>(value, PhantomData);
+        // SAFETY: the value is live and nobody can reach it any more; on
+        // unwinding, `unwinding` frees the block.
+        unsafe { ptr.as_ptr().drop_in_place() };
+        core::mem::forget(unwinding);
+        // SAFETY: the value has been dropped; the block is no longer used.
+        unsafe { free_block(inner, value, layout, offset) };
+        return;
+    }
     let _free = FreeOnExit {
         inner,
-        value: ptr.cast(),
+        value,
         layout,
-        offset: ObjectKind::<T>::value_offset(layout.align()),
+        offset,
     };
     // SAFETY: the value is live and nobody can reach it any more.
     unsafe { ptr.as_ptr().drop_in_place() };
@@ -765,7 +823,6 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
 unsafe fn free_block(inner: &HeapInner, value: NonNull<u8>, layout: Layout, offset: usize) {
     // SAFETY: forwarded.
     unsafe { inner.allocator.dealloc(value.sub(offset), layout) };
-    inner.block_freed();
 }
 
 impl<T: Trace + ?Sized + 'static> Deref for Gc<T> {

@@ -159,6 +159,12 @@ struct SlotPool {
 }
 
 impl WeakTable {
+    /// Weak records handed out and not freed (spares excluded).
+    #[inline]
+    pub(crate) fn live_slots(&self) -> usize {
+        self.live_slots
+    }
+
     pub(crate) fn new() -> WeakTable {
         WeakTable {
             by_address: hashbrown::HashMap::default(),
@@ -263,7 +269,6 @@ fn alloc_slot(inner: &HeapInner) -> Result<NonNull<WeakSlot>, AllocError> {
         None => inner.allocator.alloc(SLOT_LAYOUT)?.cast(),
     };
     inner.with_weak_table(|table| table.live_slots += 1);
-    inner.block_allocated();
     Ok(slot)
 }
 
@@ -273,7 +278,6 @@ fn alloc_slot(inner: &HeapInner) -> Result<NonNull<WeakSlot>, AllocError> {
 /// `slot` came from [`alloc_slot`] on `inner` and is not used again.
 #[inline]
 unsafe fn free_slot(inner: &HeapInner, slot: NonNull<WeakSlot>) {
-    inner.block_freed();
     let limited = inner.allocator.limit().is_some();
     // Spares all come from one pool, and the first one is not the last block
     // of its pool: spares alone then keep at most one otherwise empty pool

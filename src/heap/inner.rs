@@ -8,8 +8,11 @@
 //! # Lifetime
 //!
 //! `HeapInner` is freed when the `Heap` has been dropped *and* its last block
-//! (object or weak record) is released, whichever comes last. `live_blocks`
-//! counts the blocks; `heap_alive` says whether the `Heap` value exists.
+//! (object or weak record) is released, whichever comes last. The blocks are
+//! counted by `live_objects` and the weak table's live record count (an
+//! object leaves `live_objects` before its block is freed, but always inside
+//! a release, which holds the release depth above 0 until the block is
+//! freed); `heap_alive` says whether the `Heap` value exists.
 //!
 //! # Re-entrancy
 //!
@@ -89,9 +92,9 @@ pub(crate) struct HeapInner {
     weak_table: UnsafeCell<WeakTable>,
     deferred: UnsafeCell<Vec<Deferred>>,
     pub(crate) release_depth: Cell<u32>,
-    /// Objects and weak records allocated and not yet freed.
-    live_blocks: Cell<usize>,
-    /// Live objects (tracked or not), immortal ones included.
+    /// Live objects (tracked or not), immortal ones included. With the weak
+    /// table's live record count, this is what keeps the state alive: there
+    /// is no separate block count to maintain on every allocation and free.
     pub(crate) live_objects: Cell<usize>,
     /// Immortal objects: while any exists the state can never be freed.
     pub(crate) immortal_objects: Cell<usize>,
@@ -121,7 +124,6 @@ impl HeapInner {
             weak_table: UnsafeCell::new(WeakTable::new()),
             deferred: UnsafeCell::new(Vec::new()),
             release_depth: Cell::new(0),
-            live_blocks: Cell::new(0),
             live_objects: Cell::new(0),
             immortal_objects: Cell::new(0),
             heap_alive: Cell::new(true),
@@ -421,18 +423,6 @@ impl HeapInner {
         }
     }
 
-    #[inline(always)]
-    pub(crate) fn block_allocated(&self) {
-        self.live_blocks.set(self.live_blocks.get() + 1);
-    }
-
-    /// Records that a block was freed. The state itself is freed later, by
-    /// [`maybe_destroy`](Self::maybe_destroy) at the outermost level.
-    #[inline(always)]
-    pub(crate) fn block_freed(&self) {
-        self.live_blocks.set(self.live_blocks.get() - 1);
-    }
-
     /// Frees the state if the `Heap` is gone, no block is left and no release
     /// is running.
     ///
@@ -442,8 +432,14 @@ impl HeapInner {
     pub(crate) unsafe fn maybe_destroy(this: NonNull<HeapInner>) {
         // SAFETY: the caller guarantees `this` is live.
         let inner = unsafe { this.as_ref() };
-        if !inner.heap_alive.get() && inner.live_blocks.get() == 0 && inner.release_depth.get() == 0 {
-            // SAFETY: the heap is gone and no block (so no handle) is left.
+        if !inner.heap_alive.get()
+            && inner.live_objects.get() == 0
+            && inner.release_depth.get() == 0
+            && inner.with_weak_table(|table| table.live_slots() == 0)
+        {
+            // SAFETY: the heap is gone and no block (so no handle) is left:
+            // no object (at depth 0 every dying object's block has been
+            // freed) and no weak record.
             unsafe { Self::destroy(this) };
         }
     }
