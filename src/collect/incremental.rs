@@ -57,7 +57,10 @@
 //! are not part of the scan), and every step adds `min_work` (64) so the
 //! scan moves on even when nothing is promoted. If the debt outgrows one
 //! step's budget, steps are taken more often (every quarter of
-//! `threshold[0]` allocations) instead of growing longer.
+//! `threshold[0]` allocations) instead of growing longer. The debt never
+//! exceeds the old generation's size: one pass examines every old object
+//! once, so a burst of promotions (a large structure built at start-up)
+//! costs one pass, not `scan_ratio` passes over the same objects.
 //!
 //! # Few large regions
 //!
@@ -197,7 +200,11 @@ impl CollectorPolicy for Incremental {
         self.debt = self
             .debt
             .saturating_add(promoted.saturating_mul(self.scan_ratio))
-            .saturating_add(self.min_work);
+            .saturating_add(self.min_work)
+            // A pass examines each old object once: more debt than the old
+            // generation holds (a burst of promotions, such as a large
+            // structure built at start-up) would only rescan it.
+            .min(old.max(self.min_work));
         self.step_young = Some(ctx.objects[0] + ctx.objects[1]);
         Action::Step {
             budget: self.step_budget(old),
