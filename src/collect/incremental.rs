@@ -73,7 +73,9 @@
 //! So a step collects only the young generations until the debt fills a
 //! region of half a step's cap (`max_work`, or what the time budget allows;
 //! at most 1/16 of the old generation, at least `min_work`), and then scans
-//! one such region: the same scan rate, in larger pieces. The time budget
+//! one such region (a region never exceeds it, so a step stays within half
+//! its cap; a debt backlog makes steps more frequent, not longer): the same
+//! scan rate, in larger pieces. The time budget
 //! is sized from steps that scanned a region only (young-only steps cost
 //! less per object and would make regions too long).
 
@@ -161,7 +163,7 @@ impl Incremental {
         if self.debt < chunk {
             0
         } else {
-            self.debt.min(cap)
+            chunk
         }
     }
 }
