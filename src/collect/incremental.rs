@@ -71,13 +71,15 @@
 //! find little: the garbage they split survives, is marked visited and
 //! waits a whole pass, which is how CPython 3.14's old generation grew.
 //! So a step collects only the young generations until the debt fills a
-//! region of half a step's cap (`max_work`, or what the time budget allows;
-//! at most 1/16 of the old generation, at least `min_work`), and then scans
-//! one such region (a region never exceeds it, so a step stays within half
-//! its cap; a debt backlog makes steps more frequent, not longer): the same
-//! scan rate, in larger pieces. The time budget
-//! is sized from steps that scanned a region only (young-only steps cost
-//! less per object and would make regions too long).
+//! region of two fifths of a step's cap (`max_work`, or what the time
+//! budget allows; at most 1/16 of the old generation, at least
+//! `min_work`), and then scans one such region: the same scan rate, in
+//! larger pieces. A region never exceeds that size, so with the young
+//! generations a step stays well within its cap (the margin covers steps
+//! that free much garbage and miss the cache); a debt backlog makes steps
+//! more frequent, not longer. The time budget is sized from steps that
+//! scanned a region only (young-only steps cost less per object and would
+//! make regions too long).
 
 use core::time::Duration;
 
@@ -159,7 +161,7 @@ impl Incremental {
     /// regions").
     fn step_budget(&self, old_objects: usize) -> usize {
         let cap = self.step_cap();
-        let chunk = (old_objects / REGION_FRACTION).clamp(self.min_work, (cap / 2).max(self.min_work));
+        let chunk = (old_objects / REGION_FRACTION).clamp(self.min_work, (cap * 2 / 5).max(self.min_work));
         if self.debt < chunk {
             0
         } else {
