@@ -53,9 +53,33 @@
 //! `scan_ratio` (default 4) objects of scanning debt, so a pass completes
 //! before the old generation grows by about `1 / scan_ratio` (25 %, the same
 //! bound CPython's generational collector uses to schedule full
-//! collections). If the debt outgrows one step's budget, steps are taken
-//! more often (every quarter of `threshold[0]` allocations) instead of
-//! growing longer.
+//! collections). Only old objects pay the debt off (the young generations
+//! are not part of the scan), and every step adds `min_work` (64) so the
+//! scan moves on even when nothing is promoted. If the debt outgrows one
+//! step's budget, steps are taken more often (every quarter of
+//! `threshold[0]` allocations) instead of growing longer. The debt never
+//! exceeds the old generation's size: one pass examines every old object
+//! once, so a burst of promotions (a large structure built at start-up)
+//! costs one pass, not `scan_ratio` passes over the same objects.
+//!
+//! # Few large regions
+//!
+//! A garbage structure is found only if one region holds all of it (a
+//! member outside the region is a reference from outside), and a region
+//! grows from its seed in every direction, into live neighbours too. Many
+//! small regions (the debt of one step, a few hundred objects) therefore
+//! find little: the garbage they split survives, is marked visited and
+//! waits a whole pass, which is how CPython 3.14's old generation grew.
+//! So a step collects only the young generations until the debt fills a
+//! region of two fifths of a step's cap (`max_work`, or what the time
+//! budget allows; at most 1/16 of the old generation, at least
+//! `min_work`), and then scans one such region: the same scan rate, in
+//! larger pieces. A region never exceeds that size, so with the young
+//! generations a step stays well within its cap (the margin covers steps
+//! that free much garbage and miss the cache); a debt backlog makes steps
+//! more frequent, not longer. The time budget is sized from steps that
+//! scanned a region only (young-only steps cost less per object and would
+//! make regions too long).
 
 use core::time::Duration;
 
@@ -85,6 +109,9 @@ pub struct Incremental {
     last_old: usize,
     /// Measured cost of examining one object (nanoseconds, smoothed).
     ns_per_object: f64,
+    /// Young objects taken by the step just requested (`None` when no step
+    /// is under way): what the step examines beyond them is old objects.
+    step_young: Option<usize>,
 }
 
 impl Incremental {
@@ -99,6 +126,7 @@ impl Incremental {
             debt: 0,
             last_old: 0,
             ns_per_object: 0.0,
+            step_young: None,
         }
     }
 
@@ -115,17 +143,36 @@ impl Incremental {
         self
     }
 
-    fn step_budget(&self) -> usize {
-        let mut budget = self.debt.clamp(self.min_work, self.max_work);
+    /// The most old objects one step may examine (`max_work`, or fewer if
+    /// the time budget allows fewer).
+    fn step_cap(&self) -> usize {
+        let mut cap = self.max_work;
         if let Some(time) = self.time_budget {
             if self.ns_per_object > 0.0 {
                 let fits = (time.as_nanos() as f64 / self.ns_per_object) as usize;
-                budget = budget.min(fits.max(self.min_work));
+                cap = cap.min(fits.max(self.min_work));
             }
         }
-        budget
+        cap
+    }
+
+    /// The old-region budget of the next step: 0 (young generations only)
+    /// until the debt fills a region (see the module docs, "Few large
+    /// regions").
+    fn step_budget(&self, old_objects: usize) -> usize {
+        let cap = self.step_cap();
+        let chunk = (old_objects / REGION_FRACTION).clamp(self.min_work, (cap * 2 / 5).max(self.min_work));
+        if self.debt < chunk {
+            0
+        } else {
+            chunk
+        }
     }
 }
+
+/// A step scans old objects only once its debt covers at least this
+/// fraction of the old generation (or a whole step's cap, if smaller).
+const REGION_FRACTION: usize = 16;
 
 impl Default for Incremental {
     /// 10,000 old objects per step.
@@ -153,14 +200,26 @@ impl CollectorPolicy for Incremental {
         // (young survivors) minus deaths.
         let promoted = old.saturating_sub(self.last_old);
         self.last_old = old;
-        self.debt = self.debt.saturating_add(promoted * self.scan_ratio);
+        // `min_work` per step keeps the scan moving when nothing is promoted.
+        self.debt = self
+            .debt
+            .saturating_add(promoted.saturating_mul(self.scan_ratio))
+            .saturating_add(self.min_work)
+            // A pass examines each old object once: more debt than the old
+            // generation holds (a burst of promotions, such as a large
+            // structure built at start-up) would only rescan it.
+            .min(old.max(self.min_work));
+        self.step_young = Some(ctx.objects[0] + ctx.objects[1]);
         Action::Step {
-            budget: self.step_budget(),
+            budget: self.step_budget(old),
         }
     }
 
     fn after_collection(&mut self, info: &GcInfo) {
-        if info.candidates > 0 && !info.duration.is_zero() {
+        let young = self.step_young.take().unwrap_or(0);
+        // Steps of young objects only are cheaper per object (most of them
+        // die young and cheaply); the time budget sizes old regions.
+        if info.candidates > young && !info.duration.is_zero() {
             let sample = info.duration.as_nanos() as f64 / info.candidates as f64;
             self.ns_per_object = if self.ns_per_object == 0.0 {
                 sample
@@ -168,6 +227,8 @@ impl CollectorPolicy for Incremental {
                 0.8 * self.ns_per_object + 0.2 * sample
             };
         }
-        self.debt = self.debt.saturating_sub(info.candidates);
+        // Only old objects pay the debt (the young generations are not part
+        // of the scan); an explicit collection counts whole.
+        self.debt = self.debt.saturating_sub(info.candidates.saturating_sub(young));
     }
 }
