@@ -23,20 +23,7 @@ use rcgc::alloc::AllocErrorKind;
 use rcgc::{DebugFlags, Finalize, Gc, GcPhase, Heap, Trace, Weak};
 
 mod common;
-use common::{panic_message, Sink};
-
-/// Counts events (drops, finalizer runs) shared with user code.
-#[derive(Clone, Default)]
-struct Counter(Rc<Cell<usize>>);
-
-impl Counter {
-    fn get(&self) -> usize {
-        self.0.get()
-    }
-    fn bump(&self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
+use common::{panic_message, Counter, Sink};
 
 type DropHook = Box<dyn FnOnce(&Node)>;
 type FinalizeHook = Rc<dyn Fn(&Gc<Fin>)>;

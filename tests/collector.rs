@@ -20,34 +20,11 @@ use rcgc::collect::Manual;
 use rcgc::{AnyGc, DebugFlags, Finalize, Gc, GcError, GcInfo, GcPhase, Heap, Trace, Tracer, Weak};
 
 mod common;
-use common::{panic_message, Sink};
+use common::{panic_message, size, Counter, Sink};
 
 // ---------------------------------------------------------------------------
 // Test tools
 // ---------------------------------------------------------------------------
-
-/// `normal` normally, `miri` under Miri.
-fn size(normal: usize, miri: usize) -> usize {
-    if cfg!(miri) {
-        miri
-    } else {
-        normal
-    }
-}
-
-/// Counts events (drops, calls) through shared handles.
-#[derive(Clone, Default)]
-struct Counter(Rc<Cell<usize>>);
-
-impl Counter {
-    fn get(&self) -> usize {
-        self.0.get()
-    }
-
-    fn bump(&self) {
-        self.0.set(self.0.get() + 1)
-    }
-}
 
 // SAFETY: owns no `Gc`.
 unsafe impl Trace for Counter {

@@ -12,25 +12,8 @@ use std::rc::Rc;
 use rcgc::collect::{Action, CollectorPolicy, PolicyContext};
 use rcgc::{AnyGc, Gc, GcPhase, Heap, Trace};
 
-fn size(normal: usize, miri: usize) -> usize {
-    if cfg!(miri) {
-        miri
-    } else {
-        normal
-    }
-}
-
-#[derive(Clone, Default)]
-struct Counter(Rc<Cell<usize>>);
-
-impl Counter {
-    fn bump(&self) {
-        self.0.set(self.0.get() + 1);
-    }
-    fn count(&self) -> usize {
-        self.0.get()
-    }
-}
+mod common;
+use common::{size, Counter};
 
 /// A 24-byte tracked node: 40 bytes in all.
 #[derive(Trace)]
@@ -206,11 +189,11 @@ fn a_full_collection_finds_old_garbage_of_every_shape() {
     let drops = Counter::default();
     let n = size(300, 30);
     let (objects, leaves, weaks) = old_heap(&heap, &drops, n);
-    let before = drops.count();
+    let before = drops.get();
     drop(objects);
     // Every object is in one garbage graph (each points at another one).
     assert_eq!(heap.collect(), n);
-    assert_eq!(drops.count() - before, n);
+    assert_eq!(drops.get() - before, n);
     assert!(heap.objects(None).unwrap().is_empty());
     assert!(weaks.iter().all(|w| w.upgrade().is_none()));
     drop(leaves);
@@ -229,14 +212,14 @@ fn freeze_and_unfreeze_move_every_old_object() {
     assert_eq!(heap.freeze_count(), n + 1);
     assert!(heap.objects(None).unwrap().is_empty());
     assert!(!objects[1].is_tracked(&heap));
-    let before = drops.count();
+    let before = drops.get();
     drop(young);
     assert_eq!(heap.freeze_count(), n, "a frozen object dying leaves the count");
     // Frozen garbage is ignored by collections...
     let objects_ids: HashSet<usize> = objects.iter().map(Ref::id).collect();
     drop(objects);
     assert_eq!(heap.collect(), 0);
-    assert_eq!(drops.count(), before + 1, "only the acyclic young object died");
+    assert_eq!(drops.get(), before + 1, "only the acyclic young object died");
     assert_eq!(heap.freeze_count(), n);
     // ... until it is unfrozen.
     heap.unfreeze();
@@ -296,7 +279,7 @@ fn incremental_steps_find_old_garbage_of_every_shape() {
     let (objects, leaves, _weaks) = old_heap(&heap, &drops, n);
     heap.set_policy(Steps(size(50, 8)));
     heap.enable();
-    let before = drops.count();
+    let before = drops.get();
     drop(objects);
     // The garbage is one connected graph, found whole once a region holds
     // it; regions are bounded, so it takes passes; every step is complete
@@ -311,7 +294,7 @@ fn incremental_steps_find_old_garbage_of_every_shape() {
     // What the steps could not find whole, a full collection does.
     found += heap.collect();
     assert_eq!(found, n);
-    assert_eq!(drops.count() - before, n);
+    assert_eq!(drops.get() - before, n);
     drop(leaves);
     assert_eq!(heap.object_count(), 0);
 }

@@ -3,7 +3,7 @@
 // Each test target compiles its own copy and uses only part of it.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::rc::Rc;
 
@@ -45,4 +45,29 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_default()
+}
+
+/// `normal` normally, `miri` under Miri.
+pub fn size(normal: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        normal
+    }
+}
+
+/// Counts events (drops, finalizer runs, calls) through shared handles.
+#[derive(Clone, Default)]
+pub struct Counter(Rc<Cell<usize>>);
+
+impl Counter {
+    /// Events so far.
+    pub fn get(&self) -> usize {
+        self.0.get()
+    }
+
+    /// Records one event.
+    pub fn bump(&self) {
+        self.0.set(self.0.get() + 1);
+    }
 }
