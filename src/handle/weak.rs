@@ -130,8 +130,10 @@ pub(crate) struct WeakTable {
     /// entries reuses a few warm slots instead of going through the
     /// allocator (and its pool headers) twice per entry. Given back to the
     /// allocator when the last slot is freed, and before the heap reports
-    /// its memory or gets a limit ([`release_spare_slots`]), so those stay
-    /// exact: objects plus one record per object with weak references.
+    /// its statistics table or gets a limit ([`release_spare_slots`]);
+    /// `Heap::bytes_in_use` leaves them out ([`spare_slot_bytes`]). So what
+    /// is reported and limited stays exact: objects plus one record per
+    /// object with weak references.
     spare: Vec<NonNull<WeakSlot>>,
     /// Slots handed out and not freed.
     live_slots: usize,

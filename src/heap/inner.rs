@@ -157,6 +157,13 @@ impl HeapInner {
         f(unsafe { &mut *self.weak_table.get() })
     }
 
+    /// Bytes occupied by live objects and weak records: the allocator's count
+    /// without the freed weak records kept for reuse (`Heap::bytes_in_use`,
+    /// and what policies are told).
+    pub(crate) fn bytes_in_use(&self) -> usize {
+        self.allocator.bytes_in_use() - crate::handle::weak::spare_slot_bytes(self)
+    }
+
     /// Gives the freed weak records kept for reuse back to the allocator, so
     /// that its byte count and limit see only live objects and records.
     pub(crate) fn release_spare_weak_records(&self) {
@@ -300,8 +307,7 @@ impl HeapInner {
             ctx.long_lived_total = gens.long_lived_total;
             ctx.long_lived_pending = gens.long_lived_pending;
         });
-        // As `Heap::bytes_in_use`: spare weak slots are not in use.
-        ctx.bytes_in_use = self.allocator.bytes_in_use() - crate::handle::weak::spare_slot_bytes(self);
+        ctx.bytes_in_use = self.bytes_in_use();
         ctx
     }
 

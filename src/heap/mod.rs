@@ -163,8 +163,7 @@ impl Heap {
 
     /// Bytes occupied by live objects and weak records (at size-class granularity).
     pub fn bytes_in_use(&self) -> usize {
-        self.inner().release_spare_weak_records();
-        self.inner().allocator.bytes_in_use()
+        self.inner().bytes_in_use()
     }
 
     /// The allocator's statistics table (like `sys._debugmallocstats()`).
