@@ -276,19 +276,13 @@ impl Generations {
 
     /// Moves every object of generations 0–2 to the permanent generation.
     pub(crate) fn freeze(&mut self, allocator: &Allocator) {
-        let visited = self.visited_slot();
         for generation in 0..YOUNG {
             for header in core::mem::take(&mut self.young[generation]) {
                 self.push(UNTRACKED_GEN, header);
             }
         }
         if self.old > 0 {
-            for_each_old(allocator, |_, h| {
-                if h.generation() == OLD {
-                    h.set_generation(UNTRACKED_GEN);
-                    h.slot.set(visited);
-                }
-            });
+            self.move_old(allocator, OLD, UNTRACKED_GEN);
         }
         self.frozen += self.old;
         self.old = 0;
@@ -300,15 +294,21 @@ impl Generations {
         if self.frozen == 0 {
             return;
         }
+        self.move_old(allocator, UNTRACKED_GEN, OLD);
+        self.old += self.frozen;
+        self.frozen = 0;
+    }
+
+    /// Moves every old-slot object of generation `from` to `to` (generation
+    /// 2 and the permanent one), marked visited; the caller fixes the counts.
+    fn move_old(&self, allocator: &Allocator, from: usize, to: usize) {
         let visited = self.visited_slot();
         for_each_old(allocator, |_, h| {
-            if h.generation() == UNTRACKED_GEN {
-                h.set_generation(OLD);
+            if h.generation() == from {
+                h.set_generation(to);
                 h.slot.set(visited);
             }
         });
-        self.old += self.frozen;
-        self.frozen = 0;
     }
 
     /// Objects per generation (0, 1, 2) and frozen.
