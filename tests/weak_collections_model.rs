@@ -1,135 +1,89 @@
-//! Model-based tests of the weak collections: random sequences of inserts,
-//! removals, lookups, iterations, handle drops and collections run against
-//! a real `WeakValueDictionary` / `WeakKeyDictionary` / `WeakSet` and a
-//! plain `HashMap` / `HashSet` model that knows which objects are alive.
+//! Model-based tests of the weak collections: random operation sequences run
+//! on a real `WeakValueDictionary`, `WeakKeyDictionary` and `WeakSet` and on
+//! the `HashMap` / `HashSet` models of `tests/weak_collections_model/mod.rs`
+//! (shared with the `weak_dict` fuzz target), compared after every step. See
+//! that module's docs for the operations and for everything that is checked.
 //!
-//! Objects are plain (dying when their last handle drops) or self-cycles
-//! (garbage once their handle drops, dead at the next `collect()`). After
-//! every step the collection must agree with the model's live entries
-//! exactly: `len()`, lookups, and iteration (which must never yield a dead
-//! entry, even when objects die during it).
+//! * Three proptest suites (256 cases each, 3 under Miri), one per
+//!   collection, over sequences of up to 199 operations (19 under Miri) on
+//!   objects, the collector and that collection. Shrinking removes
+//!   operations and lowers indexes, so a failure is reported as a short
+//!   sequence.
+//! * Named sequences, each asserting the scenario it is named after.
+//! * The fuzz seeds (`fuzz/corpus/weak_dict/seed-*`) decode to the named
+//!   sequences and pass: they are written by [`encode`], whose inverse
+//!   `arbitrary` decoding is checked here.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+#[path = "weak_collections_model/mod.rs"]
+mod model;
 
+use std::collections::HashSet;
+use std::mem::discriminant;
+
+use arbitrary::{Arbitrary, Unstructured};
+use model::{Harness, Op, OP_KINDS};
 use proptest::prelude::*;
-use rcgc::{Gc, Heap, Trace, WeakKeyDictionary, WeakSet, WeakValueDictionary};
 
-#[derive(Trace)]
-struct Obj {
-    #[trace(skip)]
-    idx: usize,
-    me: RefCell<Option<Gc<Obj>>>,
-}
+// ---------------------------------------------------------------------------
+// Strategies.
+// ---------------------------------------------------------------------------
 
-/// The objects of a run: handles we hold, and which objects are alive.
-struct Pool {
-    heap: Heap,
-    roots: Vec<Option<Gc<Obj>>>,
-    cyclic: Vec<bool>,
-    alive: Vec<bool>,
-}
+/// The value dictionary, the key dictionary, the set (`Op`'s `which`).
+const VALUE_DICT: u8 = 0;
+const KEY_DICT: u8 = 1;
+const SET: u8 = 2;
 
-impl Pool {
-    fn new() -> Pool {
-        Pool {
-            heap: Heap::new(),
-            roots: Vec::new(),
-            cyclic: Vec::new(),
-            alive: Vec::new(),
-        }
-    }
-
-    fn create(&mut self, cyclic: bool) {
-        let idx = self.roots.len();
-        let obj = self.heap.alloc(Obj {
-            idx,
-            me: RefCell::new(None),
-        });
-        if cyclic {
-            *obj.me.borrow_mut() = Some(obj.clone());
-        }
-        self.roots.push(Some(obj));
-        self.cyclic.push(cyclic);
-        self.alive.push(true);
-    }
-
-    /// A held handle, picking among objects by `i`.
-    fn rooted(&self, i: usize) -> Option<Gc<Obj>> {
-        if self.roots.is_empty() {
-            return None;
-        }
-        self.roots[i % self.roots.len()].clone()
-    }
-
-    fn drop_root(&mut self, i: usize) {
-        if self.roots.is_empty() {
-            return;
-        }
-        let i = i % self.roots.len();
-        if self.roots[i].take().is_some() && !self.cyclic[i] {
-            self.alive[i] = false;
-        }
-    }
-
-    fn collect(&mut self) {
-        self.heap.collect();
-        for i in 0..self.roots.len() {
-            if self.roots[i].is_none() {
-                self.alive[i] = false;
-            }
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Op {
-    Create {
-        cyclic: bool,
-    },
-    DropRoot(usize),
-    Collect,
-    Insert {
-        key: u8,
-        obj: usize,
-    },
-    Remove {
-        key: u8,
-        obj: usize,
-    },
-    Get {
-        key: u8,
-        obj: usize,
-    },
-    GetOrInsert {
-        key: u8,
-        obj: usize,
-    },
-    Pop,
-    Clear,
-    Iterate,
-    /// Iterate, dropping root `obj` after `after` items.
-    IterateAndDrop {
-        after: usize,
-        obj: usize,
-    },
-}
-
-fn op() -> impl Strategy<Value = Op> {
+/// Operations on collection `w` (and on objects and the collector).
+fn op(w: u8) -> BoxedStrategy<Op> {
     let key = || 0..12u8;
-    let obj = || 0..64usize;
+    let r = || 0..64u8;
+    let value = any::<u8>;
+    // The same weights for each collection: insert, remove, lookup,
+    // get-or-insert, pop.
+    let (insert, remove, get, get_or_insert, pop) = match w {
+        VALUE_DICT => (
+            (key(), r()).prop_map(|(key, r)| Op::VInsert { key, r }).boxed(),
+            key().prop_map(|key| Op::VRemove { key }).boxed(),
+            key().prop_map(|key| Op::VGet { key }).boxed(),
+            (key(), r()).prop_map(|(key, r)| Op::VGetOrInsert { key, r }).boxed(),
+            Just(Op::VPop).boxed(),
+        ),
+        KEY_DICT => (
+            (r(), value()).prop_map(|(r, value)| Op::KInsert { r, value }).boxed(),
+            r().prop_map(|r| Op::KRemove { r }).boxed(),
+            r().prop_map(|r| Op::KGet { r }).boxed(),
+            (r(), value())
+                .prop_map(|(r, value)| Op::KGetOrInsert { r, value })
+                .boxed(),
+            Just(Op::KPop).boxed(),
+        ),
+        _ => (
+            r().prop_map(|r| Op::SInsert { r }).boxed(),
+            r().prop_map(|r| Op::SRemove { r }).boxed(),
+            r().prop_map(|r| Op::SContains { r }).boxed(),
+            // A set has no get-or-insert: one more insert.
+            r().prop_map(|r| Op::SInsert { r }).boxed(),
+            Just(Op::SPop).boxed(),
+        ),
+    };
     prop_oneof![
         4 => any::<bool>().prop_map(|cyclic| Op::Create { cyclic }),
-        4 => obj().prop_map(Op::DropRoot),
+        4 => r().prop_map(|r| Op::DropRoot { r }),
         1 => Just(Op::Collect),
-        6 => (key(), obj()).prop_map(|(key, obj)| Op::Insert { key, obj }),
-        2 => (key(), obj()).prop_map(|(key, obj)| Op::Remove { key, obj }),
-        3 => (key(), obj()).prop_map(|(key, obj)| Op::Get { key, obj }),
-        2 => (key(), obj()).prop_map(|(key, obj)| Op::GetOrInsert { key, obj }),
-        1 => Just(Op::Pop),
-        1 => prop_oneof![20 => Just(Op::Iterate), 1 => Just(Op::Clear)],
-        2 => (0..8usize, obj()).prop_map(|(after, obj)| Op::IterateAndDrop { after, obj }),
+        1 => (0..16u8).prop_map(|t0| Op::SetThreshold { t0 }),
+        6 => insert,
+        2 => remove,
+        3 => get,
+        2 => get_or_insert,
+        1 => pop,
+        // (Every step compares the iteration with the model: here a clone's.)
+        1 => prop_oneof![20 => Just(Op::CloneCompare { which: w }), 1 => Just(Op::Clear { which: w })],
+        1 => any::<bool>().prop_map(move |odd| Op::Retain { which: w, odd }),
+        2 => (0..8u8, r()).prop_map(move |(after, r)| Op::IterateWhileDying { which: w, after, r, collect: false }),
+        1 => (0..8u8).prop_map(move |after| Op::IterateWhileDying { which: w, after, r: 0, collect: true }),
+        1 => Just(Op::ReleaseRemoved),
     ]
+    .boxed()
 }
 
 fn config() -> ProptestConfig {
@@ -140,218 +94,290 @@ fn config() -> ProptestConfig {
     }
 }
 
-fn ops() -> impl Strategy<Value = Vec<Op>> {
-    proptest::collection::vec(op(), 1..if cfg!(miri) { 20 } else { 200 })
+fn ops(w: u8) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(w), 1..if cfg!(miri) { 20 } else { 200 })
 }
 
 proptest! {
     #![proptest_config(config())]
 
-    /// `WeakValueDictionary<u8, Obj>` against `HashMap<u8, object index>`.
+    /// `WeakValueDictionary<Key, Obj>` against `HashMap<key, object index>`.
     #[test]
-    fn weak_value_dictionary_matches_a_hashmap(ops in ops()) {
-        let mut pool = Pool::new();
-        let mut dict: WeakValueDictionary<u8, Obj> = WeakValueDictionary::new();
-        let mut model: HashMap<u8, usize> = HashMap::new();
-        for op in ops {
-            match op {
-                Op::Create { cyclic } => pool.create(cyclic),
-                Op::DropRoot(i) => pool.drop_root(i),
-                Op::Collect => pool.collect(),
-                Op::Insert { key, obj } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        let old = dict.insert(key, &o);
-                        let expected = model.insert(key, o.idx).filter(|&i| pool.alive[i]);
-                        prop_assert_eq!(old.map(|v| v.idx), expected);
-                    }
-                }
-                Op::Remove { key, .. } => {
-                    let got = dict.remove(&key).map(|v| v.idx);
-                    let expected = model.remove(&key).filter(|&i| pool.alive[i]);
-                    prop_assert_eq!(got, expected);
-                }
-                Op::Get { key, .. } => {
-                    let got = dict.get(&key).map(|v| v.idx);
-                    let expected = model.get(&key).copied().filter(|&i| pool.alive[i]);
-                    prop_assert_eq!(got, expected);
-                }
-                Op::GetOrInsert { key, obj } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        let got = dict.get_or_insert_with(key, || o.clone()).idx;
-                        let current = model.get(&key).copied().filter(|&i| pool.alive[i]);
-                        let expected = current.unwrap_or(o.idx);
-                        model.insert(key, expected);
-                        prop_assert_eq!(got, expected);
-                    }
-                }
-                Op::Pop => {
-                    let got = dict.pop_item();
-                    match got {
-                        Some((key, v)) => {
-                            prop_assert_eq!(model.remove(&key), Some(v.idx));
-                        }
-                        None => prop_assert!(model.values().all(|&i| !pool.alive[i])),
-                    }
-                }
-                Op::Clear => {
-                    dict.clear();
-                    model.clear();
-                }
-                Op::Iterate => {
-                    let got: HashSet<(u8, usize)> = dict.iter().map(|(k, v)| (*k, v.idx)).collect();
-                    let expected: HashSet<(u8, usize)> =
-                        model.iter().filter(|(_, &i)| pool.alive[i]).map(|(&k, &i)| (k, i)).collect();
-                    prop_assert_eq!(got, expected);
-                }
-                Op::IterateAndDrop { after, obj } => {
-                    let mut seen = Vec::new();
-                    for (n, (k, v)) in dict.iter().enumerate() {
-                        prop_assert!(pool.alive[v.idx], "a dead value was yielded");
-                        seen.push((*k, v.idx));
-                        drop(v);
-                        if n == after {
-                            pool.drop_root(obj);
-                        }
-                    }
-                    prop_assert_eq!(dict.len(), dict.iter().count());
-                }
-            }
-            let live = model.values().filter(|&&i| pool.alive[i]).count();
-            prop_assert_eq!(dict.len(), live);
-            for (key, &i) in &model {
-                prop_assert_eq!(dict.contains_key(key), pool.alive[i]);
-            }
-        }
-        drop(dict);
-        drop(pool.roots);
-        pool.heap.collect();
-        prop_assert_eq!(pool.heap.object_count(), 0);
+    fn weak_value_dictionary_matches_a_hashmap(ops in ops(VALUE_DICT)) {
+        Harness::run(&ops);
     }
 
-    /// `WeakKeyDictionary<Obj, u8>` against `HashMap<object index, u8>`.
+    /// `WeakKeyDictionary<Obj, Value>` against `HashMap<object index, value>`.
     #[test]
-    fn weak_key_dictionary_matches_a_hashmap(ops in ops()) {
-        let mut pool = Pool::new();
-        let mut dict: WeakKeyDictionary<Obj, u8> = WeakKeyDictionary::new();
-        let mut model: HashMap<usize, u8> = HashMap::new();
-        for op in ops {
-            match op {
-                Op::Create { cyclic } => pool.create(cyclic),
-                Op::DropRoot(i) => pool.drop_root(i),
-                Op::Collect => pool.collect(),
-                Op::Insert { key, obj } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        let old = dict.insert(&o, key);
-                        let expected = model.insert(o.idx, key).filter(|_| pool.alive[o.idx]);
-                        prop_assert_eq!(old, expected);
-                    }
-                }
-                Op::Remove { obj, .. } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        prop_assert_eq!(dict.remove(&o), model.remove(&o.idx));
-                    }
-                }
-                Op::Get { obj, .. } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        prop_assert_eq!(dict.get(&o).copied(), model.get(&o.idx).copied());
-                    }
-                }
-                Op::GetOrInsert { key, obj } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        let got = *dict.get_or_insert_with(&o, || key);
-                        let expected = *model.entry(o.idx).or_insert(key);
-                        prop_assert_eq!(got, expected);
-                    }
-                }
-                Op::Pop => match dict.pop_item() {
-                    Some((k, v)) => prop_assert_eq!(model.remove(&k.idx), Some(v)),
-                    None => prop_assert!(model.keys().all(|&i| !pool.alive[i])),
-                },
-                Op::Clear => {
-                    dict.clear();
-                    model.clear();
-                }
-                Op::Iterate => {
-                    let got: HashSet<(usize, u8)> = dict.iter().map(|(k, v)| (k.idx, *v)).collect();
-                    let expected: HashSet<(usize, u8)> =
-                        model.iter().filter(|(&i, _)| pool.alive[i]).map(|(&i, &v)| (i, v)).collect();
-                    prop_assert_eq!(got, expected);
-                }
-                Op::IterateAndDrop { after, obj } => {
-                    for (n, (k, _)) in dict.iter().enumerate() {
-                        prop_assert!(pool.alive[k.idx], "a dead key was yielded");
-                        drop(k);
-                        if n == after {
-                            pool.drop_root(obj);
-                        }
-                    }
-                }
-            }
-            model.retain(|&i, _| pool.alive[i]);
-            prop_assert_eq!(dict.len(), model.len());
-            prop_assert_eq!(dict.values().count(), model.len());
-        }
-        drop(dict);
-        drop(pool.roots);
-        pool.heap.collect();
-        prop_assert_eq!(pool.heap.object_count(), 0);
+    fn weak_key_dictionary_matches_a_hashmap(ops in ops(KEY_DICT)) {
+        Harness::run(&ops);
     }
 
     /// `WeakSet<Obj>` against `HashSet<object index>`.
     #[test]
-    fn weak_set_matches_a_hashset(ops in ops()) {
-        let mut pool = Pool::new();
-        let mut set: WeakSet<Obj> = WeakSet::new();
-        let mut model: HashSet<usize> = HashSet::new();
-        for op in ops {
-            match op {
-                Op::Create { cyclic } => pool.create(cyclic),
-                Op::DropRoot(i) => pool.drop_root(i),
-                Op::Collect => pool.collect(),
-                Op::Insert { obj, .. } | Op::GetOrInsert { obj, .. } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        prop_assert_eq!(set.insert(&o), model.insert(o.idx));
-                    }
-                }
-                Op::Remove { obj, .. } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        prop_assert_eq!(set.remove(&o), model.remove(&o.idx));
-                    }
-                }
-                Op::Get { obj, .. } => {
-                    if let Some(o) = pool.rooted(obj) {
-                        prop_assert_eq!(set.contains(&o), model.contains(&o.idx));
-                    }
-                }
-                Op::Pop => match set.pop() {
-                    Some(o) => prop_assert!(model.remove(&o.idx)),
-                    None => prop_assert!(model.iter().all(|&i| !pool.alive[i])),
-                },
-                Op::Clear => {
-                    set.clear();
-                    model.clear();
-                }
-                Op::Iterate => {
-                    let got: HashSet<usize> = set.iter().map(|o| o.idx).collect();
-                    let expected: HashSet<usize> = model.iter().copied().filter(|&i| pool.alive[i]).collect();
-                    prop_assert_eq!(got, expected);
-                }
-                Op::IterateAndDrop { after, obj } => {
-                    for (n, o) in set.iter().enumerate() {
-                        prop_assert!(pool.alive[o.idx], "a dead object was yielded");
-                        drop(o);
-                        if n == after {
-                            pool.drop_root(obj);
-                        }
-                    }
-                }
+    fn weak_set_matches_a_hashset(ops in ops(SET)) {
+        Harness::run(&ops);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Named sequences.
+// ---------------------------------------------------------------------------
+
+/// Every operation of each collection once, over plain objects and
+/// self-cycles, then their roots dropped (plain objects die at once,
+/// cycles at the collection) and the collections emptied.
+fn basic() -> Vec<Op> {
+    use Op::*;
+    vec![
+        Create { cyclic: false }, // 0
+        Create { cyclic: true },  // 1
+        Create { cyclic: false }, // 2
+        Create { cyclic: true },  // 3
+        VInsert { key: 1, r: 0 },
+        VInsert { key: 2, r: 1 },
+        VInsert { key: 1, r: 2 }, // replaces 0
+        KInsert { r: 0, value: 7 },
+        KInsert { r: 1, value: 8 },
+        KInsert { r: 3, value: 9 },
+        SInsert { r: 0 },
+        SInsert { r: 1 },
+        SInsert { r: 2 },
+        VGet { key: 1 },
+        KGet { r: 1 },
+        SContains { r: 2 },
+        VGetOrInsert { key: 5, r: 3 },
+        KGetOrInsert { r: 2, value: 4 },
+        CloneCompare { which: 0 },
+        CloneCompare { which: 1 },
+        CloneCompare { which: 2 },
+        DropRoot { r: 0 }, // 0 dies: its key-dictionary and set entries go
+        DropRoot { r: 1 }, // 1 is garbage, still in all three
+        VRemove { key: 2 },
+        KRemove { r: 3 },
+        SRemove { r: 2 },
+        ReleaseRemoved,
+        Collect, // 1 dies
+        VPop,
+        KPop,
+        SPop,
+        Retain { which: 0, odd: true },
+        Retain { which: 1, odd: false },
+        Retain { which: 2, odd: true },
+        Clear { which: 0 },
+        Clear { which: 1 },
+        Clear { which: 2 },
+        ReleaseRemoved,
+    ]
+}
+
+#[test]
+fn basic_operations_match_the_models_and_dead_entries_vanish() {
+    Harness::run_then(&basic(), |h| {
+        assert!(model::is_dead(0) && model::is_dead(1), "the unrooted objects died");
+        assert!(!model::is_dead(2) && !model::is_dead(3));
+        assert_eq!(h.collections(), 1);
+        assert_eq!((h.values.len(), h.keys.len(), h.set.len()), (0, 0, 0));
+    });
+}
+
+/// Eight self-cycles, each in all three collections, left as garbage under
+/// a tiny threshold: automatic collections free them and empty the
+/// collections without an explicit `collect` (the last one is only for
+/// what the threshold left).
+fn automatic() -> Vec<Op> {
+    use Op::*;
+    let mut ops = vec![SetThreshold { t0: 2 }];
+    for i in 0..8 {
+        ops.extend([
+            Create { cyclic: true },
+            VInsert { key: i, r: i },
+            KInsert { r: i, value: i },
+            SInsert { r: i },
+            DropRoot { r: i },
+        ]);
+    }
+    ops.extend([
+        Create { cyclic: false },
+        Create { cyclic: false },
+        ReleaseRemoved,
+        SetThreshold { t0: 0 },
+        Collect,
+    ]);
+    ops
+}
+
+#[test]
+fn automatic_collections_free_cycles_and_their_entries() {
+    Harness::run_then(&automatic(), |h| {
+        assert!(
+            h.collections() >= 3,
+            "automatic collections ran: {:?}",
+            h.heap.gc_stats()
+        );
+        assert!((0..8).all(model::is_dead));
+        assert_eq!((h.values.len(), h.keys.len(), h.set.len()), (0, 0, 0));
+    });
+}
+
+/// Iterations of each collection during which a root drops (a plain object
+/// dies at once) or a collection runs (an unrooted cycle dies).
+fn iterate_dying() -> Vec<Op> {
+    use Op::*;
+    let mut ops = vec![
+        Create { cyclic: false }, // 0
+        Create { cyclic: false }, // 1
+        Create { cyclic: true },  // 2
+        Create { cyclic: true },  // 3
+        Create { cyclic: false }, // 4
+    ];
+    ops.extend((0..5).map(|i| VInsert { key: i, r: i }));
+    ops.extend((0..5).map(|i| KInsert { r: i, value: i }));
+    ops.extend((0..5).map(|i| SInsert { r: i }));
+    ops.extend([
+        IterateWhileDying {
+            which: 0,
+            after: 1,
+            r: 0,
+            collect: false,
+        }, // 0 dies
+        DropRoot { r: 2 },
+        IterateWhileDying {
+            which: 1,
+            after: 0,
+            r: 0,
+            collect: true,
+        }, // 2 dies
+        IterateWhileDying {
+            which: 2,
+            after: 2,
+            r: 4,
+            collect: false,
+        }, // 4 dies
+        DropRoot { r: 3 },
+        IterateWhileDying {
+            which: 0,
+            after: 0,
+            r: 1,
+            collect: true,
+        }, // 3 dies
+        ReleaseRemoved,
+    ]);
+    ops
+}
+
+#[test]
+fn iteration_never_yields_objects_dying_under_it() {
+    Harness::run_then(&iterate_dying(), |h| {
+        assert_eq!(h.deaths_during_iteration, 4, "0, 2, 4 and 3 died while iterated");
+        assert!(!model::is_dead(1));
+        assert_eq!((h.values.len(), h.keys.len(), h.set.len()), (1, 1, 1));
+    });
+}
+
+/// The named sequences, which are also the `weak_dict` fuzz seeds.
+fn named() -> Vec<(&'static str, Vec<Op>)> {
+    vec![
+        ("basic", basic()),
+        ("automatic", automatic()),
+        ("iterate-dying", iterate_dying()),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Fuzz seeds.
+// ---------------------------------------------------------------------------
+
+/// The `arbitrary` encoding of `ops` as the `weak_dict` fuzz target reads
+/// it: per operation a continuation byte (1) and the operation; a variant is
+/// a little-endian `u32` `x` with `(x * variants) >> 32 == index`, then its
+/// fields (`u8`: a byte; `bool`: a byte).
+fn encode(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &op in ops {
+        out.push(1);
+        let b = |v: bool| u8::from(v);
+        let (index, fields): (u64, Vec<u8>) = match op {
+            Op::Create { cyclic } => (0, vec![b(cyclic)]),
+            Op::DropRoot { r } => (1, vec![r]),
+            Op::Collect => (2, vec![]),
+            Op::SetThreshold { t0 } => (3, vec![t0]),
+            Op::VInsert { key, r } => (4, vec![key, r]),
+            Op::VRemove { key } => (5, vec![key]),
+            Op::VGet { key } => (6, vec![key]),
+            Op::VGetOrInsert { key, r } => (7, vec![key, r]),
+            Op::VPop => (8, vec![]),
+            Op::KInsert { r, value } => (9, vec![r, value]),
+            Op::KRemove { r } => (10, vec![r]),
+            Op::KGet { r } => (11, vec![r]),
+            Op::KGetOrInsert { r, value } => (12, vec![r, value]),
+            Op::KPop => (13, vec![]),
+            Op::SInsert { r } => (14, vec![r]),
+            Op::SRemove { r } => (15, vec![r]),
+            Op::SContains { r } => (16, vec![r]),
+            Op::SPop => (17, vec![]),
+            Op::Retain { which, odd } => (18, vec![which, b(odd)]),
+            Op::Clear { which } => (19, vec![which]),
+            Op::CloneCompare { which } => (20, vec![which]),
+            Op::IterateWhileDying {
+                which,
+                after,
+                r,
+                collect,
+            } => (21, vec![which, after, r, b(collect)]),
+            Op::ReleaseRemoved => (22, vec![]),
+        };
+        let x = (index << 32).div_ceil(OP_KINDS as u64);
+        out.extend_from_slice(&(x as u32).to_le_bytes());
+        out.extend(fields);
+    }
+    out
+}
+
+fn decode(bytes: &[u8]) -> Vec<Op> {
+    Vec::<Op>::arbitrary_take_rest(Unstructured::new(bytes)).expect("decodable")
+}
+
+/// The checked-in seeds (`fuzz/corpus/weak_dict/seed-<name>`), by name.
+macro_rules! seeds {
+    ($($name:literal),*) => {
+        &[$(($name, include_bytes!(concat!("../fuzz/corpus/weak_dict/seed-", $name)))),*]
+    };
+}
+const SEEDS: &[(&str, &[u8])] = seeds!["basic", "automatic", "iterate-dying"];
+
+/// The named sequences cover every operation kind; each one's encoding
+/// decodes back to it and is its checked-in seed, which passes.
+/// `RCGC_WRITE_SEEDS=1 cargo test --test weak_collections_model fuzz_seeds`
+/// writes the seeds instead of comparing.
+#[test]
+fn fuzz_seeds_are_the_named_sequences_and_pass() {
+    let named = named();
+    let kinds: HashSet<_> = named.iter().flat_map(|(_, ops)| ops.iter().map(discriminant)).collect();
+    assert_eq!(
+        kinds.len(),
+        OP_KINDS,
+        "an operation kind is missing from the named sequences"
+    );
+    let seed_names: Vec<&str> = SEEDS.iter().map(|&(name, _)| name).collect();
+    let names: Vec<&str> = named.iter().map(|&(name, _)| name).collect();
+    assert_eq!(seed_names, names, "one seed per named sequence");
+    let write = std::env::var_os("RCGC_WRITE_SEEDS").is_some();
+    for ((name, ops), (_, seed)) in named.iter().zip(SEEDS) {
+        let bytes = encode(ops);
+        assert_eq!(&decode(&bytes), ops, "{name}: encode is not decode's inverse");
+        if write {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/weak_dict");
+            std::fs::write(format!("{dir}/seed-{name}"), &bytes).unwrap();
+        } else {
+            assert!(
+                *seed == bytes,
+                "fuzz/corpus/weak_dict/seed-{name} is stale: regenerate it"
+            );
+            // (Under Miri the named tests already run these sequences.)
+            if !cfg!(miri) {
+                Harness::run(&decode(seed));
             }
-            model.retain(|&i| pool.alive[i]);
-            prop_assert_eq!(set.len(), model.len());
         }
-        drop(set);
-        drop(pool.roots);
-        pool.heap.collect();
-        prop_assert_eq!(pool.heap.object_count(), 0);
     }
 }
