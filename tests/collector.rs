@@ -2602,6 +2602,64 @@ fn collections_are_not_reentrant() {
     assert_eq!(heap.object_count(), 0);
 }
 
+/// One collection at a time per thread, across heaps: a collection of
+/// another heap started from inside a running one (here from a finalizer)
+/// returns 0 and leaves that heap as it was; its garbage is found by its
+/// next collection. References between the two heaps' objects count as
+/// references from outside in either heap's collections.
+#[test]
+fn another_heaps_collection_inside_a_collection_returns_zero() {
+    let heap = Heap::new();
+    let other = Rc::new(Heap::new());
+    let log = Rc::new(Log::default());
+    let drops = Counter::default();
+
+    // Garbage on the other heap, and a cycle there that is kept alive only
+    // by an object of the first heap.
+    drop(self_loop(&other, &drops));
+    let (kept_a, kept_b) = two_cycle(&other, &drops);
+    let holder = heap.alloc(Node {
+        next: RefCell::new(Some(kept_a.clone())),
+        other: RefCell::new(None),
+        _probe: Probe(drops.clone()),
+    });
+    drop((kept_a, kept_b));
+    // A cycle of the other heap referring into the first heap keeps
+    // `holder` alive for the first heap's collections.
+    let (back_a, back_b) = two_cycle(&other, &drops);
+    *back_a.other.borrow_mut() = Some(holder.clone());
+    drop(holder);
+
+    // Garbage with a finalizer on the first heap that collects the other heap.
+    let inner_other = other.clone();
+    let x = obj_with(&heap, &log, 1, move |this| {
+        let found = inner_other.collect();
+        this.log.note(format!("{found}"));
+    });
+    x.link(&x);
+    drop(x);
+
+    assert_eq!(heap.collect(), 1, "only the self-referencing Obj");
+    assert_eq!(log.notes(), ["0"], "the other heap's collection did not run");
+    assert_eq!(other.gc_stats()[2].collections, 0);
+    assert_eq!(drops.get(), 0, "nothing of the other heap was freed");
+
+    // The other heap's own collection: its self-loop; the kept cycle stays
+    // (held by `holder`), and so does the back cycle (held by `back_a`).
+    assert_eq!(other.collect(), 1);
+    assert_eq!(drops.get(), 1);
+    // Without its handles the back cycle is garbage; tearing it down frees
+    // `holder` (its count falls to zero), which leaves the kept cycle
+    // garbage for the next collection.
+    drop((back_a, back_b));
+    assert_eq!(other.collect(), 2);
+    assert_eq!(drops.get(), 4, "the back cycle and holder");
+    assert_eq!(heap.object_count(), 0);
+    assert_eq!(other.collect(), 2);
+    assert_eq!(drops.get(), 6);
+    assert_eq!(other.object_count(), 0);
+}
+
 /// Panics in finalizers (on both paths) are caught and reported on the debug
 /// sink; the collection finishes and frees everything.
 #[test]

@@ -11,9 +11,13 @@
 //!   objects are queued (`pending`) instead of performed, so even a `Trace`
 //!   impl that drops handles cannot free memory the collector is reading. An
 //!   object queued that way (count zero) is treated as reachable.
-//! * Edges are accepted only if the referent is a candidate of *this*
-//!   collection (its slot points back to it in `cands`), so objects of other
-//!   heaps are ignored.
+//! * One collection runs at a time per thread, across heaps
+//!   (`COLLECTION_ON_THREAD`), so the `COLLECTING` objects of this thread are
+//!   exactly the candidates of the running collection: an edge is accepted
+//!   if its referent has the flag, and objects of other heaps, which never
+//!   have it then, are references from outside. (The flag only picks the
+//!   slot of a mark in a bounds-checked array; a wrong answer could make
+//!   detection wrong, never unsafe.)
 //! * Memory is freed only by a count reaching zero. Teardown marks a value
 //!   `DEAD` before dropping it; if a wrong `Trace` impl made the collector
 //!   tear down an object that a handle still reaches, the object stays
@@ -22,6 +26,7 @@
 //!   boundary needed to finish the collection; panics are reported on the
 //!   debug sink.
 
+use core::cell::Cell;
 use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -35,10 +40,10 @@ use crate::trace::{Edge, Tracer};
 use super::{DebugFlags, GcInfo, GcPhase, GENERATIONS};
 
 /// Sets a `Cell<bool>` for its lifetime.
-struct FlagGuard<'a>(&'a core::cell::Cell<bool>);
+struct FlagGuard<'a>(&'a Cell<bool>);
 
 impl<'a> FlagGuard<'a> {
-    fn set(flag: &'a core::cell::Cell<bool>) -> Self {
+    fn set(flag: &'a Cell<bool>) -> Self {
         flag.set(true);
         FlagGuard(flag)
     }
@@ -47,6 +52,32 @@ impl<'a> FlagGuard<'a> {
 impl Drop for FlagGuard<'_> {
     fn drop(&mut self) {
         self.0.set(false);
+    }
+}
+
+thread_local! {
+    /// Set while a collection of any heap runs on this thread. Candidates
+    /// are recognised by their `COLLECTING` flag alone, which is only sound
+    /// if the flagged objects of this thread all belong to one collection:
+    /// so a collection of another heap started from inside a running one (by
+    /// a `Trace` impl, finalizer, callback or `Drop`) returns 0 at once, as a
+    /// re-entrant collection of the same heap does.
+    static COLLECTION_ON_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets [`COLLECTION_ON_THREAD`] for its lifetime.
+struct ThreadFlagGuard;
+
+impl ThreadFlagGuard {
+    fn set() -> Self {
+        COLLECTION_ON_THREAD.with(|flag| flag.set(true));
+        ThreadFlagGuard
+    }
+}
+
+impl Drop for ThreadFlagGuard {
+    fn drop(&mut self) {
+        COLLECTION_ON_THREAD.with(|flag| flag.set(false));
     }
 }
 
@@ -67,7 +98,7 @@ pub(crate) fn collect(inner: &HeapInner, generation: usize) -> usize {
 
 /// Runs one collection of `scope` with callbacks, statistics and debug output.
 pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
-    if inner.collecting.get() {
+    if inner.collecting.get() || COLLECTION_ON_THREAD.with(Cell::get) {
         return 0;
     }
     let generation = match scope {
@@ -77,6 +108,7 @@ pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
     let start = Instant::now();
     let (found, candidates) = {
         let _collecting = FlagGuard::set(&inner.collecting);
+        let _on_thread = ThreadFlagGuard::set();
         inner.run_callbacks(
             GcPhase::Start,
             GcInfo {
@@ -229,7 +261,7 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
         find_reachable(inner, &cands)
     };
 
-    let survivors = promote_reachable(inner, &cands, &detection.reachable, dest);
+    let survivors = promote_reachable(inner, &cands, &detection.marks, dest);
     drop(cands);
     let mut found = inner.with_work(|work| work.iter().flatten().count());
     if found == 0 {
@@ -295,7 +327,7 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
             let _tracing = FlagGuard::set(&inner.tracing);
             find_reachable(inner, &garbage)
         };
-        promote_reachable(inner, &garbage, &again.reachable, dest);
+        promote_reachable(inner, &garbage, &again.marks, dest);
         found = inner.with_work(|work| work.iter().flatten().count());
     }
     if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
@@ -351,22 +383,21 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
     (found, survivors)
 }
 
-/// Moves the reachable candidates (work-list entries `i` with
-/// `reachable[i]`) out of the collection into generation `dest`; returns how many.
-fn promote_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], reachable: &[bool], dest: usize) -> usize {
+/// Moves the candidates that detection marked [`VISITED`] out of the
+/// collection into generation `dest` and out of the work list; returns how
+/// many.
+fn promote_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &[u32], dest: usize) -> usize {
     let mut promoted = 0;
     inner.with_gens(|gens| {
         inner.with_work(|work| {
-            for (index, &alive) in reachable.iter().enumerate() {
-                if alive {
-                    let header = cands[index];
-                    // SAFETY: candidates are live: releases were queued during
-                    // detection, and released ones are no longer in the work list.
-                    unsafe { header.as_ref() }.set(flags::COLLECTING, false);
-                    gens.push(dest, header);
-                    work[index] = None;
-                    promoted += 1;
-                }
+            for (index, _) in marks.iter().enumerate().filter(|(_, &mark)| mark == VISITED) {
+                let header = cands[index];
+                // SAFETY: candidates are live: releases were queued during
+                // detection, and released ones are no longer in the work list.
+                unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                gens.push(dest, header);
+                work[index] = None;
+                promoted += 1;
             }
         })
     });
@@ -455,35 +486,52 @@ fn for_each_guarded<S>(
 
 /// What detection found out about a candidate set.
 struct Detection {
-    /// Per candidate: reachable from outside the set.
-    reachable: Vec<bool>,
+    /// Per candidate (by work-list index): [`VISITED`] if it is reachable
+    /// from outside the set.
+    marks: Vec<u32>,
     /// Some candidate has weak references.
     any_weak: bool,
     /// Some candidate has a finalizer that has not run.
     any_finalizer: bool,
 }
 
-/// The index of a strong edge's referent among `cands`, if it is one of
-/// them (its slot points back to it; objects of other heaps or other
-/// collections never match).
-#[inline]
-fn index_of(edge: Edge, cands: &[NonNull<TrackedHeader>]) -> Option<usize> {
+/// A candidate's mark once it is known to be reachable from outside the
+/// candidates (its references are followed, or about to be). Before that
+/// the mark is the candidate's `gc_refs`: its strong count minus the
+/// references from other candidates found so far (CPython's `gc_refs`).
+const VISITED: u32 = u32::MAX;
+/// A mark of at least this during subtraction makes a root: an object whose
+/// references cannot all be subtracted (a trace that was incomplete or
+/// panicked, a count of zero from a queued release, an over-reported
+/// referent, or a count so large that it could reach [`VISITED`]). Roots
+/// are never decremented.
+const ROOT: u32 = u32::MAX - 1;
+
+/// The work-list index of a strong edge's referent, if it is a candidate
+/// of the running collection. The `COLLECTING` flag says so: at most one
+/// collection runs on a thread ([`COLLECTION_ON_THREAD`]) and only its
+/// candidates carry the flag, so objects of other heaps, and objects of
+/// this heap outside the collection, never match. (Even if they did, the
+/// index is only used to look up a mark, with a bounds check.)
+#[inline(always)]
+fn candidate_index(edge: Edge) -> Option<usize> {
     let value = edge.tracked_value()?;
-    // SAFETY: an edge comes from a live handle owned by a live value.
-    let header = unsafe { object::tracked_header(value) };
-    // SAFETY: as above.
-    let h = unsafe { header.as_ref() };
-    let slot = h.slot.get() as usize;
-    (h.has(flags::COLLECTING) && cands.get(slot) == Some(&header)).then_some(slot)
+    // SAFETY: an edge comes from a live handle owned by a live value, so its
+    // referent stays allocated while detection runs (releases are queued).
+    let h = unsafe { object::tracked_header(value).as_ref() };
+    h.has(flags::COLLECTING).then_some(h.slot.get() as usize)
 }
 
-/// Which of `cands` are reachable from outside the set: copy counts,
-/// subtract internal references, propagate. Also enters the candidates in
-/// the collection (`COLLECTING`, slot = index), which the caller's work list
-/// must mirror.
+/// Finds which of `cands` are reachable from outside the set, CPython's
+/// way: copy each strong count into a mark, subtract the references between
+/// candidates, then mark [`VISITED`] everything reachable from a candidate
+/// whose mark stayed above zero. Also enters the candidates in the
+/// collection (`COLLECTING`, slot = index), which the caller's work list
+/// must mirror. The marks are one dense array, so the scans over them
+/// touch no object.
 fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detection {
     let n = cands.len();
-    let mut refs: Vec<u32> = Vec::with_capacity(n);
+    let mut marks: Vec<u32> = Vec::with_capacity(n);
     let (mut any_weak, mut any_finalizer) = (false, false);
     for (index, &header) in cands.iter().enumerate() {
         // SAFETY: candidates stay allocated while `tracing` is set, because
@@ -491,62 +539,75 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
         let h = unsafe { header.as_ref() };
         h.set(flags::COLLECTING, true);
         h.slot.set(index as u32);
-        refs.push(h.strong.get());
+        let strong = h.strong.get();
+        // A count of zero means a release queued while tracing: leave it be.
+        marks.push(if strong == 0 || strong >= ROOT { ROOT } else { strong });
         any_weak |= h.has(flags::HAS_WEAK);
         any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
     }
-    // A count of zero means a release queued while tracing: leave it be.
-    let root: Vec<bool> = refs.iter().map(|&count| count == 0).collect();
-    // A panicking trace makes its object a root.
-    let mut subtraction = (refs, root, Vec::new());
+    // Subtraction. A trace that is incomplete (a borrowed RefCell) or
+    // panics makes its object a root: it keeps what it reaches, whose hidden
+    // references then look like references from outside.
+    let mut subtraction = (marks, Vec::new());
     for_each_guarded(
         n,
         &mut subtraction,
-        |(refs, root, over_reported), i| {
+        |(marks, over_reported), i| {
             let complete = trace_unguarded(cands[i], &mut |edge| {
-                if let Some(j) = index_of(edge, cands) {
-                    if refs[j] == 0 {
+                let Some(j) = candidate_index(edge) else { return };
+                let Some(mark) = marks.get_mut(j) else { return };
+                match *mark {
+                    0 => {
                         over_reported.push((i, j));
-                    } else {
-                        refs[j] -= 1;
+                        *mark = ROOT;
                     }
+                    ROOT.. => {}
+                    refs => *mark = refs - 1,
                 }
             });
             if !complete {
-                // Untraceable now (a borrowed RefCell): keep it and what
-                // it reaches; its hidden referents look referenced from outside.
-                root[i] = true;
+                marks[i] = ROOT;
             }
         },
-        |(_, root, _), i, panic| {
-            root[i] = true;
+        |(marks, _), i, panic| {
+            marks[i] = ROOT;
             report_trace_panic(inner, cands[i], &*panic);
         },
     );
-    let (refs, mut root, over_reported) = subtraction;
+    let (mut marks, over_reported) = subtraction;
     for (from, to) in over_reported {
-        root[to] = true;
         report_over_reporting(inner, cands[from], cands[to]);
     }
-    let mut reachable = vec![false; n];
-    let mut stack: Vec<usize> = (0..n).filter(|&i| refs[i] > 0 || root[i]).collect();
-    for &i in &stack {
-        reachable[i] = true;
-    }
+    // Propagation: a scan of the marks for candidates still above zero,
+    // each the start of a depth-first walk that marks what it reaches. Every
+    // candidate is traced at most once here.
+    let mut stack: Vec<usize> = Vec::new();
+    let mut next = 0;
     let mut current = 0;
     loop {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            while let Some(i) = stack.pop() {
-                current = i;
-                trace_unguarded(cands[i], &mut |edge| {
-                    if let Some(j) = index_of(edge, cands) {
-                        if !reachable[j] {
-                            reachable[j] = true;
-                            stack.push(j);
-                        }
+        let result = catch_unwind(AssertUnwindSafe(|| loop {
+            let i = match stack.pop() {
+                Some(i) => i,
+                None => {
+                    let Some(mark) = marks.get_mut(next) else { return };
+                    next += 1;
+                    if matches!(*mark, 0 | VISITED) {
+                        continue;
                     }
-                });
-            }
+                    *mark = VISITED;
+                    next - 1
+                }
+            };
+            current = i;
+            trace_unguarded(cands[i], &mut |edge| {
+                let Some(j) = candidate_index(edge) else { return };
+                if let Some(mark) = marks.get_mut(j) {
+                    if *mark != VISITED {
+                        *mark = VISITED;
+                        stack.push(j);
+                    }
+                }
+            });
         }));
         match result {
             Ok(()) => break,
@@ -554,7 +615,7 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
         }
     }
     Detection {
-        reachable,
+        marks,
         any_weak,
         any_finalizer,
     }

@@ -61,7 +61,9 @@ impl Heap {
 
     /// Runs a full collection and returns the number of unreachable objects
     /// it found (and freed), like `gc.collect()`. Returns 0 at once if called
-    /// while a collection is running (from a finalizer, `Drop` or callback).
+    /// while a collection is running on this thread (from a finalizer,
+    /// `Drop` or callback), of this heap or of any other: one collection
+    /// runs at a time per thread.
     ///
     /// ```
     /// use std::cell::RefCell;
