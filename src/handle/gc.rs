@@ -538,6 +538,64 @@ impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: forwarded caller contract.
+    if ObjectKind::<T>::TRACKED && !T::HAS_FINALIZER && unsafe { release_nested_plain(ptr) } {
+        return;
+    }
+    // SAFETY: forwarded caller contract.
+    unsafe { release_general(ptr) }
+}
+
+/// The common case of `release` inside a cascade, all of it decided by one
+/// test of the dying object's header and one of the heap's release state: a
+/// live tracked object without a finalizer, with no weak record and in no
+/// generation or collection (`is_plain_live_untracked`), released while no
+/// `Trace` impl runs, nested (depth at least 1: the outermost release drains
+/// the queue) and not too deep (below [`MAX_RELEASE_DEPTH`]: no queuing).
+/// It does what `release_with` does in that case: the count set to 0, the
+/// object uncounted, the value dropped and the block freed one level deeper.
+/// Returns `false`, having changed nothing, in every other case.
+///
+/// # Safety
+/// As `release`, for a tracked `T` without a finalizer.
+#[inline(always)]
+unsafe fn release_nested_plain<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> bool {
+    debug_assert!(ObjectKind::<T>::TRACKED && !T::HAS_FINALIZER);
+    let value = ptr.cast::<u8>();
+    // SAFETY: the caller guarantees the header is live.
+    if !unsafe { object::tracked_header(value).as_ref() }.is_plain_live_untracked() {
+        return false;
+    }
+    // SAFETY: the object is alive (not DEAD), so its layout may be read from
+    // the value (for a tracked, so sized, `T` it is a constant and nothing is
+    // read); its heap outlives it.
+    let layout = block_layout::<T>(ptr);
+    // SAFETY: as above.
+    let inner = unsafe { heap_of::<T>(value, layout).as_ref() };
+    // One unsigned comparison for 1 <= depth < MAX_RELEASE_DEPTH.
+    let depth = inner.release_depth.get();
+    if inner.tracing.get() || depth.wrapping_sub(1) >= MAX_RELEASE_DEPTH - 1 {
+        return false;
+    }
+    // SAFETY: the object is live and dying (its last handle is gone, or it
+    // was queued with count 0); nothing else refers to it: no weak record,
+    // no generation or work-list entry, no running `Trace`. A nested release
+    // leaves the heap state alive (the outermost one frees it if needed).
+    unsafe {
+        object::strong(value).set(0);
+        inner.live_objects.set(inner.live_objects.get() - 1);
+        let _depth = DepthGuard::enter(inner);
+        drop_and_free(inner, ptr, layout);
+    }
+    true
+}
+
+/// `release` in every case (see `release_with`).
+///
+/// # Safety
+/// As `release`.
+#[inline(never)]
+unsafe fn release_general<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
     // SAFETY: the caller guarantees the header is live.
     if ObjectKind::<T>::TRACKED && unsafe { object::tracked_header(ptr.cast()).as_ref() }.has(flags::DEAD) {
         // SAFETY: forwarded caller contract.
