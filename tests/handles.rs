@@ -364,6 +364,51 @@ fn deep_lists_drop_without_overflowing_the_stack() {
     assert_eq!(drops, 0);
 }
 
+/// The same with immutable nodes, which are never tracked: their nested
+/// releases are bounded by a stack window rather than counted (see
+/// `MAX_RELEASE_DEPTH`). Some nodes have a weak reference, so the chain
+/// mixes those releases with counted ones; every node is freed and every
+/// weak reference cleared.
+#[test]
+fn deep_lists_of_untracked_nodes_drop_without_overflowing_the_stack() {
+    #[derive(Trace)]
+    struct Link {
+        value: u64,
+        next: Option<Gc<Link>>,
+    }
+    let n = if cfg!(miri) { 2_000 } else { 1_000_000 };
+    for weak_every in [0, 7, 1000] {
+        let left = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let heap = Heap::new();
+                let mut head: Option<Gc<Link>> = None;
+                let mut weaks = Vec::new();
+                for i in 0..n {
+                    let node = heap.alloc(Link {
+                        value: i,
+                        next: head.take(),
+                    });
+                    if weak_every != 0 && i % weak_every == 0 {
+                        weaks.push(Gc::downgrade(&node));
+                    }
+                    head = Some(node);
+                }
+                assert_eq!(heap.object_count() as u64, n);
+                let first = head.as_ref().unwrap();
+                assert!(!heap.is_tracked(first), "immutable nodes are untracked");
+                assert_eq!(first.value, n - 1);
+                drop(head);
+                assert!(weaks.iter().all(|w| w.upgrade().is_none()));
+                heap.object_count()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(left, 0, "weak_every {weak_every}");
+    }
+}
+
 #[test]
 fn dropping_the_heap_releases_what_its_collector_held() {
     use rcgc::DebugFlags;

@@ -538,6 +538,77 @@ impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: forwarded caller contract.
+    if ObjectKind::<T>::TRACKED && !T::HAS_FINALIZER && unsafe { release_nested_plain(ptr) } {
+        return;
+    }
+    // SAFETY: forwarded caller contract.
+    unsafe { release_general(ptr) }
+}
+
+/// The common case of `release` inside a cascade: a live tracked object
+/// without a finalizer, with no weak record and in no generation or
+/// collection (`is_plain_live_untracked`, one test of the header), released
+/// while no `Trace` impl runs, nested (depth at least 1: the outermost
+/// release drains the queue) and within the stack window of its cascade
+/// (`HeapInner::in_release_stack_window`). It does what `release_with` does
+/// for a nested release that is not queued: the count set to 0, the object
+/// uncounted, the value dropped and the block freed; but it leaves the
+/// release depth alone, its recursion being bounded by the stack window
+/// instead (see [`MAX_RELEASE_DEPTH`]): no counter update per object, which
+/// would chain every release of a cascade through one memory word.
+/// Returns `false`, having changed nothing, in every other case.
+///
+/// Under Miri, whose stack addresses are not a stack, the window is not
+/// used: these releases are counted like the others (and queued past
+/// [`MAX_RELEASE_DEPTH`]).
+///
+/// # Safety
+/// As `release`, for a tracked `T` without a finalizer.
+#[inline(always)]
+unsafe fn release_nested_plain<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> bool {
+    debug_assert!(ObjectKind::<T>::TRACKED && !T::HAS_FINALIZER);
+    let value = ptr.cast::<u8>();
+    // SAFETY: the caller guarantees the header is live.
+    if !unsafe { object::tracked_header(value).as_ref() }.is_plain_live_untracked() {
+        return false;
+    }
+    // SAFETY: the object is alive (not DEAD), so its layout may be read from
+    // the value (for a tracked, so sized, `T` it is a constant and nothing is
+    // read); its heap outlives it.
+    let layout = block_layout::<T>(ptr);
+    // SAFETY: as above.
+    let inner = unsafe { heap_of::<T>(value, layout).as_ref() };
+    let depth = inner.release_depth.get();
+    #[cfg(not(miri))]
+    let nested_in_bounds = depth != 0 && inner.in_release_stack_window();
+    // One unsigned comparison for 1 <= depth < MAX_RELEASE_DEPTH.
+    #[cfg(miri)]
+    let nested_in_bounds = depth.wrapping_sub(1) < MAX_RELEASE_DEPTH - 1;
+    if inner.tracing.get() || !nested_in_bounds {
+        return false;
+    }
+    // SAFETY: the object is live and dying (its last handle is gone, or it
+    // was queued with count 0); nothing else refers to it: no weak record,
+    // no generation or work-list entry, no running `Trace`. A nested release
+    // leaves the heap state alive: the outermost release holds the depth
+    // above 0 until the cascade is over, then frees the state if needed.
+    unsafe {
+        object::strong(value).set(0);
+        inner.live_objects.set(inner.live_objects.get() - 1);
+        #[cfg(miri)]
+        let _depth = DepthGuard::enter(inner);
+        drop_and_free(inner, ptr, layout);
+    }
+    true
+}
+
+/// `release` in every case (see `release_with`).
+///
+/// # Safety
+/// As `release`.
+#[inline(never)]
+unsafe fn release_general<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
     // SAFETY: the caller guarantees the header is live.
     if ObjectKind::<T>::TRACKED && unsafe { object::tracked_header(ptr.cast()).as_ref() }.has(flags::DEAD) {
         // SAFETY: forwarded caller contract.
@@ -697,6 +768,7 @@ unsafe fn release_outermost<T: Trace + ?Sized + 'static>(
 ) {
     // SAFETY: the caller guarantees the heap state is live (the object is).
     let inner = unsafe { inner_ptr.as_ref() };
+    inner.open_release_stack_window();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let _depth = DepthGuard::enter(inner);
         // SAFETY: forwarded caller contract: the value is dying and ours.

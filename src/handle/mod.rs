@@ -10,7 +10,9 @@
 //! releases that one too. Past [`MAX_RELEASE_DEPTH`](crate::heap::MAX_RELEASE_DEPTH)
 //! nested releases the rest are queued and run iteratively by the outermost
 //! release (CPython's "trashcan"), so dropping the head of a very long list
-//! does not overflow the stack. If a `Drop` in the cascade panics, the
+//! does not overflow the stack. (Nested releases of plain untracked objects
+//! are bounded by a few KiB of stack instead of counted, see
+//! [`MAX_RELEASE_DEPTH`](crate::heap::MAX_RELEASE_DEPTH).) If a `Drop` in the cascade panics, the
 //! outermost release catches the panic, still runs every queued release
 //! (reporting further panics on the heap's debug sink), and then resumes the
 //! first panic, so every object of the cascade is dropped and freed by the

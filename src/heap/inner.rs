@@ -40,7 +40,30 @@ use super::super::handle::weak::WeakTable;
 
 /// Nesting depth of releases past which value drops are queued instead of
 /// run recursively (CPython's trashcan uses 50).
+///
+/// The commonest nested release is not counted: that of a plain untracked
+/// object (one the collector does not track because its handles cannot
+/// change, see [`Trace::FIXED_EDGES`](crate::Trace::FIXED_EDGES), with no
+/// weak reference and no finalizer) while it runs within 8 KiB of stack
+/// below the outermost release of its cascade. Its recursion is bounded by
+/// those 8 KiB instead, and it pays no counter update. Every other nested
+/// release counts (under Miri, every one), so a cascade's stack is always
+/// bounded and the rest of a long chain is queued.
 pub const MAX_RELEASE_DEPTH: u32 = 48;
+
+/// Bytes of stack below the outermost release of a cascade within which
+/// nested releases of plain objects run without counting toward
+/// [`MAX_RELEASE_DEPTH`] (about 170 levels of a two-handle node's release;
+/// a Miri build does not use it).
+pub(crate) const RELEASE_STACK_WINDOW: usize = 8 * 1024;
+
+/// An address in the caller's stack frame: where the stack is now. Only the
+/// number is used (compared with another such number), never the pointer.
+#[inline(always)]
+fn stack_position() -> usize {
+    let marker = 0u8;
+    core::ptr::addr_of!(marker).addr()
+}
 
 /// Work-list entries kept between collections (young collections reuse it).
 const KEPT_WORK_CAPACITY: usize = 4096;
@@ -92,6 +115,10 @@ pub(crate) struct HeapInner {
     weak_table: UnsafeCell<WeakTable>,
     deferred: UnsafeCell<Vec<Deferred>>,
     pub(crate) release_depth: Cell<u32>,
+    /// The lowest stack position of the window opened by the latest
+    /// outermost release (see [`RELEASE_STACK_WINDOW`]); any value is safe,
+    /// it only decides which nested releases are counted.
+    release_stack_floor: Cell<usize>,
     /// Live objects (tracked or not), immortal ones included. With the weak
     /// table's live record count, this is what keeps the state alive: there
     /// is no separate block count to maintain on every allocation and free.
@@ -124,6 +151,7 @@ impl HeapInner {
             weak_table: UnsafeCell::new(WeakTable::new()),
             deferred: UnsafeCell::new(Vec::new()),
             release_depth: Cell::new(0),
+            release_stack_floor: Cell::new(0),
             live_objects: Cell::new(0),
             immortal_objects: Cell::new(0),
             heap_alive: Cell::new(true),
@@ -427,6 +455,30 @@ impl HeapInner {
             // SAFETY: a queued object is live with count zero, released once.
             unsafe { (object::tracked_header(value).as_ref().vtable().release)(value) };
         }
+    }
+
+    /// Opens the stack window of a cascade whose outermost release runs in
+    /// the caller's frame: the [`RELEASE_STACK_WINDOW`] bytes below it.
+    #[inline(always)]
+    pub(crate) fn open_release_stack_window(&self) {
+        self.release_stack_floor
+            .set(stack_position().wrapping_sub(RELEASE_STACK_WINDOW));
+    }
+
+    /// Whether the caller's frame lies in the stack window of the latest
+    /// cascade, so that a plain nested release may run there uncounted.
+    ///
+    /// This only bounds recursion; it never decides whether a release is
+    /// nested (that is `release_depth`, which the outermost release holds
+    /// above 0). Whatever the answer, a cascade's stack stays bounded: the
+    /// releases that run uncounted all lie inside one window of
+    /// [`RELEASE_STACK_WINDOW`] bytes, and every other nested release counts
+    /// toward [`MAX_RELEASE_DEPTH`]. A frame on another stack (a coroutine
+    /// dropping handles in a `Drop`) is outside the window, so it counts.
+    #[inline(always)]
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(crate) fn in_release_stack_window(&self) -> bool {
+        stack_position().wrapping_sub(self.release_stack_floor.get()) < RELEASE_STACK_WINDOW
     }
 
     /// Frees the state if the `Heap` is gone, no block is left and no release
