@@ -403,16 +403,21 @@ impl TrackedHeader {
     /// header's cache line.
     #[inline(always)]
     pub(crate) fn is_plain_untracked(&self) -> bool {
-        let flag_bits = self.bits() & (flags::HAS_WEAK | flags::COLLECTING);
-        let slot_bits = (self.slot.get() ^ NO_SLOT) as usize;
-        flag_bits | slot_bits == 0
+        self.untracked_without(flags::HAS_WEAK | flags::COLLECTING)
     }
 
     /// [`is_plain_untracked`](Self::is_plain_untracked), and the value
     /// is alive (not `DEAD`): the whole test for `release`'s shortest path.
     #[inline(always)]
     pub(crate) fn is_plain_live_untracked(&self) -> bool {
-        let flag_bits = self.bits() & (flags::HAS_WEAK | flags::COLLECTING | flags::DEAD);
+        self.untracked_without(flags::HAS_WEAK | flags::COLLECTING | flags::DEAD)
+    }
+
+    /// Whether the slot is [`NO_SLOT`] and none of the flags in `mask` is
+    /// set, in one test.
+    #[inline(always)]
+    fn untracked_without(&self, mask: usize) -> bool {
+        let flag_bits = self.bits() & mask;
         let slot_bits = (self.slot.get() ^ NO_SLOT) as usize;
         flag_bits | slot_bits == 0
     }

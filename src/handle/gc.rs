@@ -588,11 +588,12 @@ unsafe fn release_nested_plain<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> 
     if inner.tracing.get() || !nested_in_bounds {
         return false;
     }
-    // SAFETY: the object is live and dying (its last handle is gone, or it
-    // was queued with count 0); nothing else refers to it: no weak record,
-    // no generation or work-list entry, no running `Trace`. A nested release
-    // leaves the heap state alive: the outermost release holds the depth
-    // above 0 until the cascade is over, then frees the state if needed.
+    // Nothing else refers to the object: no weak record, no generation or
+    // work-list entry, no running `Trace`. A nested release leaves the heap
+    // state alive: the outermost release holds the depth above 0 until the
+    // cascade is over, then frees the state if needed.
+    // SAFETY: the object is live, dying (last handle gone, or queued with
+    // count 0) and referred to by nothing, so it may be dropped and freed.
     unsafe {
         object::strong(value).set(0);
         inner.live_objects.set(inner.live_objects.get() - 1);
