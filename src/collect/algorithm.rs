@@ -262,8 +262,11 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
     };
 
     let survivors = promote_reachable(inner, &cands, &detection.marks, dest);
+    // No release ran since the work list was filled (releases are queued
+    // during detection), so every candidate not promoted is still there.
+    let mut found = cands.len() - survivors;
+    debug_assert_eq!(found, inner.with_work(|work| work.iter().flatten().count()));
     drop(cands);
-    let mut found = inner.with_work(|work| work.iter().flatten().count());
     if found == 0 {
         inner.with_work(Vec::clear);
         return (0, survivors);
@@ -327,8 +330,7 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
             let _tracing = FlagGuard::set(&inner.tracing);
             find_reachable(inner, &garbage)
         };
-        promote_reachable(inner, &garbage, &again.marks, dest);
-        found = inner.with_work(|work| work.iter().flatten().count());
+        found = garbage.len() - promote_reachable(inner, &garbage, &again.marks, dest);
     }
     if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
         inner.with_work(|work| {
