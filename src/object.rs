@@ -55,6 +55,7 @@ use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
+use crate::alloc::SizeClass;
 use crate::trace::{Trace, Tracer};
 
 /// The strong count of an immortal object (like CPython's `4294967295`).
@@ -194,6 +195,9 @@ pub(crate) struct VTable {
     pub(crate) finalize: Option<unsafe fn(NonNull<u8>)>,
     /// Layout of the whole block (header, padding, value).
     pub(crate) block_layout: Layout,
+    /// `SizeClass::for_layout(block_layout)`, so that erased frees (the
+    /// collector's teardown) need not compute it.
+    pub(crate) size_class: Option<SizeClass>,
     /// `core::any::type_name` of the value type.
     pub(crate) type_name: fn() -> &'static str,
     /// `TypeId` of the value type.
@@ -210,6 +214,7 @@ pub(crate) static NO_VTABLE: VTable = VTable {
     release: |_| {},
     finalize: None,
     block_layout: Layout::new::<()>(),
+    size_class: None,
     type_name: || "<untracked>",
     type_id: TypeId::of::<()>,
 };
@@ -267,6 +272,10 @@ impl<T: Trace + 'static> ObjectKind<T> {
         block_layout: match Self::block_layout(size_of::<T>(), align_of::<T>()) {
             Some(layout) => layout,
             None => panic!("object too large"),
+        },
+        size_class: match Self::block_layout(size_of::<T>(), align_of::<T>()) {
+            Some(layout) => SizeClass::for_layout(layout),
+            None => None,
         },
         type_name: core::any::type_name::<T>,
         type_id: TypeId::of::<T>,

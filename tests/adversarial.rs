@@ -434,6 +434,51 @@ fn a_drop_stashing_a_handle_to_its_torn_down_self_gets_a_dead_handle_never_a_dan
     assert_eq!(heap.bytes_in_use(), 0);
 }
 
+/// The collector's teardown drops every garbage value before it frees any
+/// garbage block. A `Drop` that makes weak references to the other garbage
+/// in the middle of it (here each node of a 2-cycle downgrades its partner,
+/// which is torn down before or after it) gets weak references that never
+/// upgrade, with or without a callback; the weak records and every block
+/// are freed, and each callback runs once, never seeing its referent alive.
+#[test]
+fn a_drop_downgrading_other_garbage_during_teardown_gets_weak_references_that_never_upgrade() {
+    let heap = Heap::new();
+    let drops = Counter::default();
+    let weaks: Rc<RefCell<Vec<Weak<Node>>>> = Rc::default();
+    let callbacks = Counter::default();
+    let hook = |weaks: &Rc<RefCell<Vec<Weak<Node>>>>, callbacks: &Counter| {
+        let (weaks, callbacks) = (weaks.clone(), callbacks.clone());
+        move |node: &Node| {
+            let partner = node.next.borrow()[0].clone();
+            weaks.borrow_mut().push(Gc::downgrade(&partner));
+            let callbacks = callbacks.clone();
+            weaks
+                .borrow_mut()
+                .push(Gc::downgrade_with_callback(&partner, move |weak| {
+                    assert!(weak.upgrade().is_none());
+                    callbacks.bump();
+                }));
+        }
+    };
+    let x = node_with(&heap, &drops, hook(&weaks, &callbacks));
+    let y = node_with(&heap, &drops, hook(&weaks, &callbacks));
+    link(&x, &y);
+    link(&y, &x);
+    drop((x, y));
+    assert_eq!(heap.collect(), 2);
+    assert_eq!(drops.get(), 2);
+    assert_eq!(weaks.borrow().len(), 4);
+    assert!(weaks.borrow().iter().all(|weak| weak.upgrade().is_none()));
+    assert_eq!(
+        callbacks.get(),
+        2,
+        "each callback runs once, when its referent is freed"
+    );
+    weaks.borrow_mut().clear();
+    assert_eq!(heap.object_count(), 0);
+    assert_eq!(heap.bytes_in_use(), 0);
+}
+
 // ---------------------------------------------------------------------------
 // Heap lifetime.
 // ---------------------------------------------------------------------------

@@ -208,7 +208,21 @@ impl Allocator {
     /// this `layout`, and is not used afterwards.
     #[inline(always)]
     pub unsafe fn dealloc(&self, block: NonNull<u8>, layout: Layout) {
-        let Some(class) = SizeClass::for_layout(layout) else {
+        // SAFETY: forwarded caller contract; the class is the layout's.
+        unsafe { self.dealloc_in_class(block, layout, SizeClass::for_layout(layout)) }
+    }
+
+    /// [`dealloc`](Self::dealloc) with the size class of `layout` already
+    /// known (for callers that keep it, such as the collector's vtables, so
+    /// freeing a block of a type known only at run time does not compute it
+    /// again).
+    ///
+    /// # Safety
+    /// As `dealloc`, and `class` is `SizeClass::for_layout(layout)`.
+    #[inline(always)]
+    pub(crate) unsafe fn dealloc_in_class(&self, block: NonNull<u8>, layout: Layout, class: Option<SizeClass>) {
+        debug_assert_eq!(class, SizeClass::for_layout(layout));
+        let Some(class) = class else {
             // SAFETY: forwarded caller contract.
             return unsafe { self.dealloc_large(block, layout) };
         };

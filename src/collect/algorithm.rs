@@ -27,6 +27,7 @@
 //!   debug sink.
 
 use core::cell::Cell;
+use core::mem::size_of;
 use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -362,7 +363,7 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
         inner.save_garbage(saved);
         return (found, survivors);
     }
-    tear_down_work_list(inner);
+    tear_down_work_list(inner, found);
     // Whatever is still in the work list is reached by a handle from outside
     // the garbage: a wrong (over-reporting) Trace impl made it look
     // unreachable. It stays allocated, dead and untracked until that handle goes.
@@ -421,44 +422,115 @@ fn mark_garbage_weak_refs(inner: &HeapInner) {
     }
 }
 
-/// Tears down every object left in the work list: drops its value and lets
-/// its count fall; a block is freed when its count reaches zero (now, or
-/// when the rest of the garbage that refers to it is torn down).
+/// Tears down every object left in the work list, in three passes:
 ///
-/// Each object is marked `DEAD` before its value is dropped and held by a
-/// temporary handle meanwhile, so its memory stays allocated until the drop
-/// is over. One unwind guard covers the loop (not one per object): a
-/// panicking `Drop` is reported and the loop resumes with the next object.
-fn tear_down_work_list(inner: &HeapInner) {
+/// 1. **Hold**: the work list is compacted to the garbage if it has more
+///    entries than the `found` garbage objects, and every garbage
+///    object's count goes up by one, so no count of the garbage can reach
+///    zero while values are dropped.
+/// 2. **Drop**: each object is marked `DEAD`, then its value is dropped. The
+///    handles a value owns to other garbage only decrement counts (no
+///    release cascade, no untracking per edge); handles to objects outside
+///    the garbage are released as usual.
+/// 3. **Free**: each hold is given back. An object whose count that takes to
+///    zero is freed here directly (it is dead, untracked from the work list
+///    and has no weak record); one with a weak record made by a `Drop` in
+///    pass 2 goes through the general release. An object whose count stays
+///    above zero is still reached by a handle (a wrong, over-reporting
+///    `Trace` impl, or a `Drop` that stored a handle away): it stays in the
+///    work list, dead, for the caller.
+///
+/// Safe code cannot take a held count to zero (every decrement gives back a
+/// handle, and the hold is not one), so the work list keeps every entry
+/// until pass 3, and memory is freed only by a count reaching zero. One
+/// unwind guard covers pass 2 (not one per object): a panicking `Drop` is
+/// reported and the pass resumes with the next object.
+fn tear_down_work_list(inner: &HeapInner, found: usize) {
+    inner.with_work(|work| {
+        // Survivors left holes: close them (and renumber the slots, which
+        // index the work list) so the passes below only visit the garbage.
+        let compact = found < work.len();
+        if compact {
+            work.retain(Option::is_some);
+        }
+        for (index, header) in work.iter().enumerate() {
+            let Some(header) = header else { continue };
+            // SAFETY: entries in `work` are live garbage, whose counts are
+            // below `ROOT` (others were roots, so survivors): +1 stays below
+            // `IMMORTAL`.
+            let h = unsafe { header.as_ref() };
+            if compact {
+                h.slot.set(index as u32);
+            }
+            h.strong.set(h.strong.get() + 1);
+        }
+    });
     let len = inner.with_work(|work| work.len());
-    let mut temp: Option<AnyGc> = None;
+    let mut current: Option<NonNull<TrackedHeader>> = None;
     for_each_guarded(
         len,
-        &mut temp,
-        |temp, index| {
+        &mut current,
+        |current, index| {
             let Some(header) = inner.with_work(|work| work[index]) else {
                 return;
             };
-            // SAFETY: entries in `work` are live; the temporary handle
-            // keeps the object allocated while its value is dropped.
-            let Some(handle) = (unsafe { AnyGc::from_header(header) }) else {
-                return;
-            };
-            // SAFETY: as above.
+            // SAFETY: entries in `work` are live and held (pass 1).
             let h = unsafe { header.as_ref() };
+            if h.has(flags::DEAD) {
+                return;
+            }
             h.set(flags::DEAD, true);
-            *temp = Some(handle);
+            *current = Some(header);
             // SAFETY: the value is live and, being DEAD, never read or
-            // dropped again.
+            // dropped again; the hold keeps the block allocated.
             unsafe { (h.vtable().drop_value)(object::value_of(header)) };
-            drop(temp.take()); // frees the block if this was the last count
         },
-        |temp, _, panic| {
-            let type_name = temp.as_ref().map_or("<unknown>", AnyGc::type_name);
+        |current, _, panic| {
+            // SAFETY: `current` is held, so still allocated.
+            let type_name = current.map_or("<unknown>", |header| (unsafe { header.as_ref() }.vtable().type_name)());
             inner.report_panic(format_args!("Drop of {type_name}"), &*panic);
-            drop(temp.take());
         },
     );
+    let mut freed = 0;
+    for index in 0..len {
+        let Some(header) = inner.with_work(|work| work[index]) else {
+            continue;
+        };
+        // SAFETY: entries in `work` are live and held (pass 1).
+        let h = unsafe { header.as_ref() };
+        let count = h.strong.get() - 1;
+        if count != 0 {
+            // Still reached by a handle: the caller leaves it dead.
+            h.strong.set(count);
+        } else if !h.has(flags::HAS_WEAK) {
+            h.strong.set(0);
+            h.set(flags::COLLECTING, false);
+            h.slot.set(NO_SLOT);
+            inner.with_work(|work| work[index] = None);
+            inner.live_objects.set(inner.live_objects.get() - 1);
+            freed += 1;
+            let vtable = h.vtable();
+            let layout = vtable.block_layout;
+            let offset = layout.align().max(size_of::<TrackedHeader>());
+            // SAFETY: the object is dead (its value was dropped in pass 2),
+            // out of the work list and counted nowhere; its block starts
+            // `offset` bytes before the value and is not used again, and the
+            // vtable's size class is its layout's.
+            unsafe {
+                let block = object::value_of(header).sub(offset);
+                inner.allocator.dealloc_in_class(block, layout, vtable.size_class)
+            };
+        } else {
+            // A `Drop` made a weak reference to it: the general release
+            // clears it and takes the object out of the work list.
+            // SAFETY: the object is live with the hold as its only count;
+            // the new handle takes the hold over (+1, then -1).
+            let handle = unsafe { AnyGc::from_header(header) };
+            h.strong.set(h.strong.get() - 1);
+            drop(handle);
+        }
+    }
+    inner.with_gens(|gens| gens.count[0] = gens.count[0].saturating_sub(freed));
 }
 
 /// Runs `body(state, i)` for every `i` in `0..n` under one unwind guard for
