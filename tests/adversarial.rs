@@ -608,3 +608,48 @@ fn a_limit_reached_inside_a_finalizer_is_an_error_there_and_the_collection_compl
     assert_eq!((finals.get(), drops.get(), errors.get()), (1, 1, 1));
     assert_eq!(heap.object_count(), 0);
 }
+
+/// A node of another heap: tracked (it may own a handle).
+#[derive(Trace)]
+struct Foreign {
+    _next: RefCell<Option<Gc<Foreign>>>,
+}
+
+/// A wrong `Trace` impl: it reports its handle to an object of another heap,
+/// then drops that handle (the last one) while the trace still runs. That
+/// heap is not collecting, so the object is freed at once.
+struct DropsForeignWhileTracing {
+    foreign: RefCell<Option<Gc<Foreign>>>,
+    cycle: RefCell<Option<Gc<DropsForeignWhileTracing>>>,
+}
+
+// SAFETY: deliberately wrong (drops a handle while tracing), to check that
+// the collector stays memory-safe.
+unsafe impl Trace for DropsForeignWhileTracing {
+    fn trace(&self, tracer: &mut rcgc::Tracer<'_>) {
+        self.foreign.trace(tracer);
+        self.cycle.trace(tracer);
+        if let Ok(mut foreign) = self.foreign.try_borrow_mut() {
+            drop(foreign.take());
+        }
+    }
+}
+
+#[test]
+fn a_trace_dropping_a_reported_handle_to_another_heap_frees_it_and_the_collection_stays_sound() {
+    let heap = Heap::new();
+    let other = Heap::new();
+    let foreign = other.alloc(Foreign {
+        _next: RefCell::new(None),
+    });
+    let weak = Gc::downgrade(&foreign);
+    let a = heap.alloc(DropsForeignWhileTracing {
+        foreign: RefCell::new(Some(foreign)),
+        cycle: RefCell::new(None),
+    });
+    *a.cycle.borrow_mut() = Some(a.clone());
+    drop(a);
+    assert_eq!(heap.collect(), 1);
+    assert!(weak.upgrade().is_none());
+    drop(other);
+}

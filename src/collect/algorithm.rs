@@ -6,6 +6,14 @@
 //!   and their `slot` indexes `HeapInner::work` (not a generation list). A
 //!   candidate released during the collection clears its entry there, so the
 //!   collector never touches a freed object.
+//! * During detection `Trace` impls report edges into the buffer of a
+//!   buffering `Tracer`: the work-list slot of each referent that carries
+//!   `COLLECTING` (read from its header while the handle is borrowed, so the
+//!   buffer holds indices, never addresses that could dangle), no call per
+//!   edge. Detection reads the buffer after each trace, or pops it as the
+//!   stack of its depth-first walk. The edges a trace reported before it
+//!   panicked stay in the buffer and count, as they would have if each had
+//!   been handled when reported.
 //! * Detection (`find_reachable`) runs no user code except `Trace` impls.
 //!   While it runs `HeapInner::tracing` is set and releases of tracked
 //!   objects are queued (`pending`) instead of performed, so even a `Trace`
@@ -412,13 +420,14 @@ fn promote_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks:
 fn mark_garbage_weak_refs(inner: &HeapInner) {
     let garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.iter().flatten().copied().collect());
     let _tracing = FlagGuard::set(&inner.tracing);
+    let mut visit = |edge| {
+        if let Edge::WeakCallback(record) = edge {
+            // SAFETY: the record is owned by a live garbage value.
+            unsafe { record.as_ref() }.in_garbage.set(true);
+        }
+    };
     for header in garbage {
-        trace_with(inner, header, &mut |edge| {
-            if let Edge::WeakCallback(record) = edge {
-                // SAFETY: the record is owned by a live garbage value.
-                unsafe { record.as_ref() }.in_garbage.set(true);
-            }
-        });
+        trace_with(inner, header, &mut Tracer::new(&mut visit));
     }
 }
 
@@ -581,21 +590,6 @@ const VISITED: u32 = u32::MAX;
 /// are never decremented.
 const ROOT: u32 = u32::MAX - 1;
 
-/// The work-list index of a strong edge's referent, if it is a candidate
-/// of the running collection. The `COLLECTING` flag says so: at most one
-/// collection runs on a thread ([`COLLECTION_ON_THREAD`]) and only its
-/// candidates carry the flag, so objects of other heaps, and objects of
-/// this heap outside the collection, never match. (Even if they did, the
-/// index is only used to look up a mark, with a bounds check.)
-#[inline(always)]
-fn candidate_index(edge: Edge) -> Option<usize> {
-    let value = edge.tracked_value()?;
-    // SAFETY: an edge comes from a live handle owned by a live value, so its
-    // referent stays allocated while detection runs (releases are queued).
-    let h = unsafe { object::tracked_header(value).as_ref() };
-    h.has(flags::COLLECTING).then_some(h.slot.get() as usize)
-}
-
 /// Finds which of `cands` are reachable from outside the set, CPython's
 /// way: copy each strong count into a mark, subtract the references between
 /// candidates, then mark [`VISITED`] everything reachable from a candidate
@@ -604,90 +598,24 @@ fn candidate_index(edge: Edge) -> Option<usize> {
 /// must mirror. The marks are one dense array, so the scans over them
 /// touch no object.
 fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detection {
-    let n = cands.len();
-    let mut marks: Vec<u32> = Vec::with_capacity(n);
     let (mut any_weak, mut any_finalizer) = (false, false);
-    for (index, &header) in cands.iter().enumerate() {
+    // Zeroed memory comes cheap, and the zipped loop checks no bounds.
+    let mut marks: Vec<u32> = vec![0; cands.len()];
+    for (index, (mark, &header)) in marks.iter_mut().zip(cands).enumerate() {
         // SAFETY: candidates stay allocated while `tracing` is set, because
         // releases of tracked objects are queued.
         let h = unsafe { header.as_ref() };
         h.set(flags::COLLECTING, true);
         h.slot.set(index as u32);
-        let strong = h.strong.get();
-        // A count of zero means a release queued while tracing: leave it be.
-        marks.push(if strong == 0 || strong >= ROOT { ROOT } else { strong });
         any_weak |= h.has(flags::HAS_WEAK);
         any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
+        let strong = h.strong.get();
+        // A count of zero means a release queued while tracing: leave it be.
+        *mark = if strong == 0 || strong >= ROOT { ROOT } else { strong };
     }
-    // Subtraction. A trace that is incomplete (a borrowed RefCell) or
-    // panics makes its object a root: it keeps what it reaches, whose hidden
-    // references then look like references from outside.
-    let mut subtraction = (marks, Vec::new());
-    for_each_guarded(
-        n,
-        &mut subtraction,
-        |(marks, over_reported), i| {
-            let complete = trace_unguarded(cands[i], &mut |edge| {
-                let Some(j) = candidate_index(edge) else { return };
-                let Some(mark) = marks.get_mut(j) else { return };
-                match *mark {
-                    0 => {
-                        over_reported.push((i, j));
-                        *mark = ROOT;
-                    }
-                    ROOT.. => {}
-                    refs => *mark = refs - 1,
-                }
-            });
-            if !complete {
-                marks[i] = ROOT;
-            }
-        },
-        |(marks, _), i, panic| {
-            marks[i] = ROOT;
-            report_trace_panic(inner, cands[i], &*panic);
-        },
-    );
-    let (mut marks, over_reported) = subtraction;
-    for (from, to) in over_reported {
-        report_over_reporting(inner, cands[from], cands[to]);
-    }
-    // Propagation: a scan of the marks for candidates still above zero,
-    // each the start of a depth-first walk that marks what it reaches. Every
-    // candidate is traced at most once here.
-    let mut stack: Vec<usize> = Vec::new();
-    let mut next = 0;
-    let mut current = 0;
-    loop {
-        let result = catch_unwind(AssertUnwindSafe(|| loop {
-            let i = match stack.pop() {
-                Some(i) => i,
-                None => {
-                    let Some(mark) = marks.get_mut(next) else { return };
-                    next += 1;
-                    if matches!(*mark, 0 | VISITED) {
-                        continue;
-                    }
-                    *mark = VISITED;
-                    next - 1
-                }
-            };
-            current = i;
-            trace_unguarded(cands[i], &mut |edge| {
-                let Some(j) = candidate_index(edge) else { return };
-                if let Some(mark) = marks.get_mut(j) {
-                    if *mark != VISITED {
-                        *mark = VISITED;
-                        stack.push(j);
-                    }
-                }
-            });
-        }));
-        match result {
-            Ok(()) => break,
-            Err(panic) => report_trace_panic(inner, cands[current], &*panic),
-        }
-    }
+    let mut tracer = Tracer::buffered(EDGE_BUFFER);
+    subtract(inner, cands, &mut marks, &mut tracer);
+    propagate(inner, cands, &mut marks, &mut tracer);
     Detection {
         marks,
         any_weak,
@@ -695,17 +623,115 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
     }
 }
 
+/// Subtraction: lowers the mark of each candidate by the references other
+/// candidates report to it. A trace that is incomplete (a borrowed
+/// RefCell) or panics makes its object a root: it keeps what it reaches,
+/// whose hidden references then look like references from outside. The
+/// edges a panicking trace reported before the panic are subtracted all
+/// the same. One unwind guard covers the loop (see [`for_each_guarded`]).
+#[inline(never)]
+fn subtract(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &mut [u32], tracer: &mut Tracer<'_>) {
+    let n = cands.len();
+    let mut over_reported = Vec::new();
+    let mut next = 0;
+    while next < n {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            while let Some(&header) = cands.get(next) {
+                let i = next;
+                next += 1;
+                let complete = trace_unguarded(header, tracer);
+                subtract_edges(marks, &mut over_reported, i, tracer.slots());
+                if !complete {
+                    marks[i] = ROOT;
+                }
+            }
+        }));
+        if let Err(panic) = result {
+            let i = next - 1;
+            subtract_edges(marks, &mut over_reported, i, tracer.slots());
+            marks[i] = ROOT;
+            report_trace_panic(inner, cands[i], &*panic);
+        }
+    }
+    for (from, to) in over_reported {
+        report_over_reporting(inner, cands[from], cands[to]);
+    }
+}
+
+/// Propagation: a scan of the marks for candidates still above zero, each
+/// the start of a depth-first walk that marks [`VISITED`] what it reaches.
+/// Every candidate is traced at most once here, when it is marked. The
+/// tracer's buffer is the walk's stack: a trace appends the slots of the
+/// candidates the object refers to, and the walk pops them one by one until
+/// the buffer is empty. The slots a panicking trace reported before the
+/// panic stay in the buffer and are followed.
+#[inline(never)]
+fn propagate(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &mut [u32], tracer: &mut Tracer<'_>) {
+    tracer.reset();
+    let mut next = 0;
+    let mut current = 0;
+    loop {
+        let result = catch_unwind(AssertUnwindSafe(|| loop {
+            while let Some(j) = tracer.pop_slot() {
+                let j = j as usize;
+                let Some(mark) = marks.get_mut(j) else { continue };
+                if *mark != VISITED {
+                    *mark = VISITED;
+                    current = j;
+                    trace_appending(cands[j], tracer);
+                }
+            }
+            let Some(mark) = marks.get_mut(next) else { return };
+            next += 1;
+            if matches!(*mark, 0 | VISITED) {
+                continue;
+            }
+            *mark = VISITED;
+            current = next - 1;
+            trace_appending(cands[current], tracer);
+        }));
+        match result {
+            Ok(()) => break,
+            Err(panic) => report_trace_panic(inner, cands[current], &*panic),
+        }
+    }
+}
+
+/// Subtraction's step for the edges of candidate `i` (the slots of the
+/// candidates it refers to): each reference lowers the referent's mark; one
+/// to a candidate whose mark is already zero is over-reported (recorded,
+/// and the referent becomes a root).
+#[inline(always)]
+fn subtract_edges(marks: &mut [u32], over_reported: &mut Vec<(usize, usize)>, i: usize, slots: &[u32]) {
+    for &j in slots {
+        let j = j as usize;
+        let Some(mark) = marks.get_mut(j) else { continue };
+        // One comparison for the common case, a mark in `1..ROOT`.
+        let lowered = mark.wrapping_sub(1);
+        if lowered < ROOT - 1 {
+            *mark = lowered;
+        } else if *mark == 0 {
+            over_reported.push((i, j));
+            *mark = ROOT;
+        }
+    }
+}
+
+/// Initial capacity of detection's edge buffer (it grows when an object
+/// reports more edges).
+const EDGE_BUFFER: usize = 64;
+
 /// Collects the edges of one object into `edges`; false if the trace was
 /// incomplete (or panicked).
 pub(crate) fn trace_into(inner: &HeapInner, header: NonNull<TrackedHeader>, edges: &mut Vec<Edge>) -> bool {
     edges.clear();
-    trace_with(inner, header, &mut |edge| edges.push(edge))
+    trace_with(inner, header, &mut Tracer::new(&mut |edge| edges.push(edge)))
 }
 
-/// Traces one object with `visit`; false if the trace was incomplete (or
-/// panicked, which is reported).
-fn trace_with(inner: &HeapInner, header: NonNull<TrackedHeader>, visit: &mut dyn FnMut(Edge)) -> bool {
-    match catch_unwind(AssertUnwindSafe(|| trace_unguarded(header, visit))) {
+/// Traces one object with `tracer` (reset first); false if the trace was
+/// incomplete (or panicked, which is reported).
+fn trace_with(inner: &HeapInner, header: NonNull<TrackedHeader>, tracer: &mut Tracer<'_>) -> bool {
+    match catch_unwind(AssertUnwindSafe(|| trace_unguarded(header, tracer))) {
         Ok(complete) => complete,
         Err(panic) => {
             report_trace_panic(inner, header, &*panic);
@@ -714,10 +740,20 @@ fn trace_with(inner: &HeapInner, header: NonNull<TrackedHeader>, visit: &mut dyn
     }
 }
 
-/// Traces one object with `visit`, letting a panic of its `Trace` impl
-/// unwind to the caller's guard; false if the trace was incomplete.
+/// Traces one object with `tracer` (reset first), letting a panic of its
+/// `Trace` impl unwind to the caller's guard; false if the trace was
+/// incomplete. The caller reads a buffering tracer's slots afterwards.
 #[inline]
-fn trace_unguarded(header: NonNull<TrackedHeader>, visit: &mut dyn FnMut(Edge)) -> bool {
+fn trace_unguarded(header: NonNull<TrackedHeader>, tracer: &mut Tracer<'_>) -> bool {
+    tracer.reset();
+    trace_appending(header, tracer)
+}
+
+/// [`trace_unguarded`] without the reset: the object's slots are appended
+/// to those already in a buffering `tracer`.
+#[inline]
+fn trace_appending(header: NonNull<TrackedHeader>, tracer: &mut Tracer<'_>) -> bool {
+    tracer.clear_incomplete();
     // SAFETY: callers only pass live objects (candidates stay allocated while tracing).
     let h = unsafe { header.as_ref() };
     if h.has(flags::DEAD) {
@@ -725,9 +761,8 @@ fn trace_unguarded(header: NonNull<TrackedHeader>, visit: &mut dyn FnMut(Edge)) 
     }
     let vtable = h.vtable();
     let value = object::value_of(header);
-    let mut tracer = Tracer::new(visit);
     // SAFETY: the value is live (not DEAD).
-    unsafe { (vtable.trace)(value, &mut tracer) };
+    unsafe { (vtable.trace)(value, tracer) };
     !tracer.is_incomplete()
 }
 

@@ -21,6 +21,18 @@
 //! borrowed) calls [`Tracer::mark_incomplete`]; the collector then treats the
 //! object as reachable for this collection. Skipping edges is always safe.
 //!
+//! # How edges flow
+//!
+//! During detection the [`Tracer`] is a buffer: a `Gc`'s `trace` reads its
+//! referent's header and, if the referent is a candidate of the running
+//! collection, stores its work-list slot into spare capacity; the collector
+//! reads the buffer after the object's trace with its own loop. That keeps
+//! the code every `Trace` impl inlines per handle to a flag test and a store
+//! (no indirect call, and small enough that wrappers such as `RefCell`'s
+//! `trace` still inline into the per-type trace function). The buffer holds
+//! indices, never addresses, so nothing in it can dangle. Elsewhere a
+//! tracer hands each edge to a closure as it is reported.
+//!
 //! # Shared ownership inside a value
 //!
 //! `Rc`/`Arc` are opaque: an `Rc` may be shared by several parents, so
@@ -157,6 +169,27 @@ impl Edge {
         }
     }
 
+    /// The address and kind (0: untracked, 1: tracked, 2: weak callback).
+    #[inline(always)]
+    fn split(self) -> (NonNull<u8>, u8) {
+        match self {
+            Edge::Strong { value, tracked } => (value, tracked as u8),
+            Edge::WeakCallback(record) => (record.cast(), 2),
+        }
+    }
+
+    /// The edge [`split`](Self::split) took apart.
+    #[inline(always)]
+    fn join(ptr: NonNull<u8>, kind: u8) -> Edge {
+        match kind {
+            2 => Edge::WeakCallback(ptr.cast()),
+            _ => Edge::Strong {
+                value: ptr,
+                tracked: kind == 1,
+            },
+        }
+    }
+
     /// The value address of any strong referent.
     pub(crate) fn strong_value(&self) -> Option<NonNull<u8>> {
         match *self {
@@ -168,16 +201,62 @@ impl Edge {
 
 /// The visitor a [`Trace`] impl is given.
 pub struct Tracer<'a> {
-    visit: &'a mut dyn FnMut(Edge),
+    /// For the collector's buffering tracer: the work-list slots of the
+    /// referents reported so far that are candidates of the running
+    /// collection (see [`Tracer::edge`]). A tracer made by [`Tracer::new`]
+    /// keeps it empty with no capacity, so each edge goes to `visit`.
+    slots: Vec<u32>,
+    /// Where an edge goes when `slots` is full: `None` to grow `slots`.
+    visit: Option<&'a mut dyn FnMut(Edge)>,
     incomplete: bool,
 }
 
 impl<'a> Tracer<'a> {
+    /// A tracer that hands each edge to `visit` as it is reported.
     pub(crate) fn new(visit: &'a mut dyn FnMut(Edge)) -> Self {
         Tracer {
-            visit,
+            slots: Vec::new(),
+            visit: Some(visit),
             incomplete: false,
         }
+    }
+
+    /// The collector's tracer during detection: it keeps the slots of the
+    /// referents that are candidates (in a buffer of `capacity` to start
+    /// with), for the caller to read with [`slots`](Self::slots) after the
+    /// trace. One buffering tracer serves many traces (see
+    /// [`reset`](Self::reset)).
+    pub(crate) fn buffered(capacity: usize) -> Tracer<'static> {
+        Tracer {
+            slots: Vec::with_capacity(capacity.max(1)),
+            visit: None,
+            incomplete: false,
+        }
+    }
+
+    /// Forgets the slots and the incompleteness of the previous trace.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.slots.clear();
+        self.incomplete = false;
+    }
+
+    /// Forgets the incompleteness of the previous trace, keeping its slots.
+    #[inline]
+    pub(crate) fn clear_incomplete(&mut self) {
+        self.incomplete = false;
+    }
+
+    /// Takes the slot reported last out of a buffering tracer.
+    #[inline]
+    pub(crate) fn pop_slot(&mut self) -> Option<u32> {
+        self.slots.pop()
+    }
+
+    /// The slots a buffering tracer collected since the last reset.
+    #[inline]
+    pub(crate) fn slots(&self) -> &[u32] {
+        &self.slots
     }
 
     /// Records that this value cannot be traced completely right now (for
@@ -192,9 +271,55 @@ impl<'a> Tracer<'a> {
         self.incomplete
     }
 
-    #[inline]
+    /// Reports one edge. Inlined into every `Trace` impl that owns a
+    /// handle, so it stays small: for a buffering tracer with room, a strong
+    /// edge to a tracked referent that carries `COLLECTING` stores the
+    /// referent's slot, and other edges are dropped (detection needs only
+    /// references between candidates); the rest is a call.
+    ///
+    /// The referent's header is read here, while the handle being traced
+    /// keeps it allocated, so what the buffer holds are plain indices: a
+    /// `Trace` impl that drops a handle after reporting it (a wrong impl)
+    /// leaves nothing dangling. The `COLLECTING` flag marks the candidates
+    /// of the collection running on this thread, and only them (see
+    /// `collect::algorithm`); a wrong slot could only pick a wrong mark,
+    /// which the collector looks up with a bounds check.
+    #[inline(always)]
     pub(crate) fn edge(&mut self, edge: Edge) {
-        (self.visit)(edge)
+        if self.slots.len() < self.slots.capacity() {
+            if let Edge::Strong { value, tracked: true } = edge {
+                // SAFETY: the edge comes from a live handle that the value
+                // being traced owns and lends to this call, so its referent,
+                // a tracked object, is allocated.
+                let h = unsafe { crate::object::tracked_header(value).as_ref() };
+                if h.has(crate::object::flags::COLLECTING) {
+                    self.slots.push(h.slot.get());
+                }
+            }
+        } else {
+            let (ptr, kind) = edge.split();
+            self.edge_overflow(ptr, kind);
+        }
+    }
+
+    /// An edge that does not fit in `slots`: to the visitor, or into
+    /// `slots` grown. (The edge travels as scalars, so the fast path above
+    /// never builds it in memory, and a visitor inlined into its caller
+    /// still sees the edge it was given.)
+    #[inline]
+    fn edge_overflow(&mut self, ptr: NonNull<u8>, kind: u8) {
+        let edge = Edge::join(ptr, kind);
+        match &mut self.visit {
+            Some(visit) => visit(edge),
+            None => self.grow_and_report(edge),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_report(&mut self, edge: Edge) {
+        self.slots.reserve(64);
+        self.edge(edge);
     }
 }
 
