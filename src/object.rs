@@ -15,7 +15,7 @@
 //!  tracked object (T may own a Gc) — 16-byte header
 //!  +---------------------------+-------------+-------------+-------------------+
 //!  | vtable pointer | flags    | slot   u32  | strong u32  | value: T          |
-//!  | (128-aligned)  | (7 bits) |             |             |                   |
+//!  | (256-aligned)  | (8 bits) |             |             |                   |
 //!  +---------------------------+-------------+-------------+-------------------+
 //!  ^ block start                                            ^ Gc<T> points here
 //! ```
@@ -24,7 +24,7 @@
 //!   immortal object whose count never changes; a count that would overflow
 //!   saturates there instead of wrapping (the object then lives forever).
 //! * Tracked objects keep their [`VTable`] (trace, drop, size, type name) in
-//!   the first word, and since vtables are 128-aligned the seven low bits of
+//!   the first word, and since vtables are 256-aligned the eight low bits of
 //!   that word hold the flags ([`flags`]). `slot` is the object's index in
 //!   its generation's vector for generations 0 and 1 (O(1) untracking when
 //!   it dies); objects of generation 2 and frozen ones have no vector entry
@@ -80,11 +80,17 @@ pub(crate) mod flags {
     /// The object is in the set a running collection examines; its `slot`
     /// then indexes the collector's work list instead of a generation.
     pub(crate) const COLLECTING: usize = 1 << 6;
+    /// The strong count was decremented to a value above zero since a full
+    /// collection last examined the object (Bacon and Rajan's "possible
+    /// root"): only such objects can have become cyclic garbage since. Full
+    /// collections examine the old generation's flagged objects and what
+    /// they reach, not the untouched rest (`collect::algorithm`).
+    pub(crate) const DECREMENTED: usize = 1 << 7;
     /// Every flag bit. A leaf's `flags` word uses only these low bits for
     /// flags: bits 8 and up hold its weak slot's number (`handle::weak`),
     /// and bit 0 ([`TRACKED`]) is never set in a leaf, which is how the heap
     /// walk tells leaves from tracked objects.
-    pub(crate) const ALL: usize = 0b111_1111;
+    pub(crate) const ALL: usize = 0b1111_1111;
 }
 
 /// Generation value of frozen (permanent) objects, and of immortal or dead
@@ -110,7 +116,7 @@ pub(crate) fn is_old_slot(slot: u32) -> bool {
 /// The first word of the padding in front of the header of a tracked object
 /// whose value starts `value_offset` (a power of two above 16) bytes into
 /// its block: `TRACKED | log2(value_offset) << 1`. It is below 128, while a
-/// header's first word is a 128-aligned vtable address (at least 128) plus
+/// header's first word is a 256-aligned vtable address (at least 256) plus
 /// flags, so [`tracked_in_block`] tells the two apart. Leaves write 0 there.
 #[inline(always)]
 pub(crate) const fn padding_marker(value_offset: usize) -> usize {
@@ -135,7 +141,7 @@ compile_error!(
 ///   address or null — bit 0 clear;
 /// * a leaf's header (`flags` in the low half, bit 0 never set) or the zero
 ///   word a leaf writes in the padding before its header — bit 0 clear;
-/// * a tracked header's vtable word: `TRACKED` set, value at least 128;
+/// * a tracked header's vtable word: `TRACKED` set, value at least 256;
 /// * the [`padding_marker`] of an over-aligned tracked object (only large
 ///   blocks: pools serve alignments up to 16) — `TRACKED` set, below 128; the
 ///   header then ends at the value offset the marker encodes.
@@ -179,7 +185,7 @@ pub(crate) struct TrackedHeader {
 const _: () = assert!(size_of::<LeafHeader>() == 8 && size_of::<TrackedHeader>() == 16);
 
 /// What the collector needs to handle a tracked object of unknown type.
-#[repr(C, align(128))]
+#[repr(C, align(256))]
 pub(crate) struct VTable {
     /// Calls `Trace::trace` on the value.
     pub(crate) trace: unsafe fn(NonNull<u8>, &mut Tracer<'_>),
@@ -308,6 +314,18 @@ pub(crate) unsafe fn strong(value: NonNull<u8>) -> &'static Cell<u32> {
     // value; the reference does not outlive the object in practice (callers
     // use it immediately).
     unsafe { &*value.as_ptr().sub(4).cast::<Cell<u32>>() }
+}
+
+/// Records that the tracked object at `value` had its count decremented to
+/// a value above zero ([`flags::DECREMENTED`]): it may have become part of
+/// unreachable garbage, so the next full collection examines it.
+///
+/// # Safety
+/// `value` is the value address of a live tracked object.
+#[inline(always)]
+pub(crate) unsafe fn note_decrement(value: NonNull<u8>) {
+    // SAFETY: the caller guarantees a live tracked header.
+    unsafe { tracked_header(value).as_ref() }.set(flags::DECREMENTED, true);
 }
 
 /// Adds one handle's count to the object at `value` (block `layout`,

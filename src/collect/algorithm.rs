@@ -26,6 +26,10 @@
 //!   have it then, are references from outside. (The flag only picks the
 //!   slot of a mark in a bounds-checked array; a wrong answer could make
 //!   detection wrong, never unsafe.)
+//! * A full collection takes in an old object reached from a candidate only
+//!   if it belongs to this heap (`is_old_of`: its pool's or large block's
+//!   owner, decided while the reporting handle keeps it allocated), so the teardown never frees a block to another heap's
+//!   allocator; objects of other heaps are references from outside.
 //! * Memory is freed only by a count reaching zero. Teardown marks a value
 //!   `DEAD` before dropping it; if a wrong `Trace` impl made the collector
 //!   tear down an object that a handle still reaches, the object stays
@@ -40,6 +44,7 @@ use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use crate::alloc::Allocator;
 use crate::handle::weak::PendingCallbacks;
 use crate::handle::AnyGc;
 use crate::heap::inner::HeapInner;
@@ -178,17 +183,19 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> (usize, usize) {
     });
     // Survivors move up one generation.
     let dest = (generation + 1).min(GENERATIONS - 1);
-    let candidates = cands.len();
-    let (found, survivors) = collect_set(inner, cands, dest);
+    let full = generation == GENERATIONS - 1;
+    let outcome = collect_set(inner, cands, dest, full);
     inner.with_gens(|gens| {
         if generation == 1 {
-            gens.long_lived_pending += survivors;
-        } else if generation == 2 {
-            gens.long_lived_total = survivors;
+            gens.long_lived_pending += outcome.survivors;
+        } else if full {
+            // Untouched old objects stayed where they were: the long-lived
+            // total is the whole old generation.
+            gens.long_lived_total = gens.sizes()[GENERATIONS - 1];
             gens.long_lived_pending = 0;
         }
     });
-    (found, candidates)
+    (outcome.found, outcome.examined)
 }
 
 /// One incremental step (see `collect::incremental`): the young
@@ -202,7 +209,7 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
         gens.take_young()
     });
     let mut examined = young.len();
-    let (mut found, _) = collect_set(inner, young, GENERATIONS - 1);
+    let mut found = collect_set(inner, young, GENERATIONS - 1, false).found;
 
     // The scan reads one word per block; it may pass this many blocks
     // (visited, young, leaf, free ones) per step before giving up for now.
@@ -243,7 +250,7 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
     }
     examined += region.len();
     if !region.is_empty() {
-        found += collect_set(inner, region, GENERATIONS - 1).0;
+        found += collect_set(inner, region, GENERATIONS - 1, false).found;
     }
     (found, examined)
 }
@@ -251,14 +258,36 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
 /// Blocks the incremental scan may read per object of its budget.
 const SCAN_BLOCKS_PER_OBJECT: usize = 16;
 
+/// What [`collect_set`] did.
+pub(crate) struct SetOutcome {
+    /// Unreachable objects found.
+    pub(crate) found: usize,
+    /// Candidates found reachable (moved to the destination generation).
+    pub(crate) survivors: usize,
+    /// Candidates examined: the set given, plus the old objects a full
+    /// collection took in as it reached them.
+    pub(crate) examined: usize,
+}
+
 /// Collects the candidate set `cands` (taken out of the generation lists by
-/// the caller); survivors go to generation `dest`. Returns the number of
-/// unreachable objects found and the number of survivors.
+/// the caller); survivors go to generation `dest`.
+///
+/// A `full` collection is given the young generations and the old objects
+/// flagged `DECREMENTED`; it takes in every old object of this heap that a
+/// candidate reaches as it finds it (so the set is closed under references
+/// into the old generation), and its survivors lose the flag. Other
+/// collections leave the flag alone: an object decremented while young
+/// keeps it into the old generation.
 ///
 /// The work list holds the candidates for the whole collection, indexed by
 /// their `slot`; survivors leave it (`None`) as soon as detection is over,
 /// and so does every object released while user code runs.
-pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>, dest: usize) -> (usize, usize) {
+pub(crate) fn collect_set(
+    inner: &HeapInner,
+    mut cands: Vec<NonNull<TrackedHeader>>,
+    dest: usize,
+    full: bool,
+) -> SetOutcome {
     inner.with_work(|work| {
         work.clear();
         work.extend(cands.iter().map(|&header| Some(header)));
@@ -267,10 +296,11 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
     // 2-3. Detection: no user code but Trace.
     let detection = {
         let _tracing = FlagGuard::set(&inner.tracing);
-        find_reachable(inner, &cands)
+        find_reachable(inner, &mut cands, full)
     };
 
-    let survivors = promote_reachable(inner, &cands, &detection.marks, dest);
+    let examined = cands.len();
+    let survivors = promote_reachable(inner, &cands, &detection.marks, dest, full);
     // No release ran since the work list was filled (releases are queued
     // during detection), so every candidate not promoted is still there.
     let mut found = cands.len() - survivors;
@@ -278,7 +308,11 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
     drop(cands);
     if found == 0 {
         inner.with_work(Vec::clear);
-        return (0, survivors);
+        return SetOutcome {
+            found: 0,
+            survivors,
+            examined,
+        };
     }
 
     // 4. Weak references to the garbage are cleared before any finalizer
@@ -333,13 +367,13 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
 
     // 6. Resurrection: finalizers may have made garbage reachable again.
     if ran_finalizers {
-        let garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.drain(..).flatten().collect());
+        let mut garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.drain(..).flatten().collect());
         inner.with_work(|work| work.extend(garbage.iter().map(|&header| Some(header))));
         let again = {
             let _tracing = FlagGuard::set(&inner.tracing);
-            find_reachable(inner, &garbage)
+            find_reachable(inner, &mut garbage, false)
         };
-        found = garbage.len() - promote_reachable(inner, &garbage, &again.marks, dest);
+        found = garbage.len() - promote_reachable(inner, &garbage, &again.marks, dest, full);
     }
     if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
         inner.with_work(|work| {
@@ -369,7 +403,11 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
             }
         });
         inner.save_garbage(saved);
-        return (found, survivors);
+        return SetOutcome {
+            found,
+            survivors,
+            examined,
+        };
     }
     tear_down_work_list(inner, found);
     // Whatever is still in the work list is reached by a handle from outside
@@ -391,13 +429,28 @@ pub(crate) fn collect_set(inner: &HeapInner, cands: Vec<NonNull<TrackedHeader>>,
             ));
         }
     }
-    (found, survivors)
+    SetOutcome {
+        found,
+        survivors,
+        examined,
+    }
 }
 
 /// Moves the candidates that detection marked [`VISITED`] out of the
-/// collection into generation `dest` and out of the work list; returns how
-/// many.
-fn promote_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &[u32], dest: usize) -> usize {
+/// collection into generation `dest` and out of the work list, clearing
+/// their `DECREMENTED` flag after a `full` collection; returns how many.
+fn promote_reachable(
+    inner: &HeapInner,
+    cands: &[NonNull<TrackedHeader>],
+    marks: &[u32],
+    dest: usize,
+    full: bool,
+) -> usize {
+    let clear = if full {
+        flags::COLLECTING | flags::DECREMENTED
+    } else {
+        flags::COLLECTING
+    };
     let mut promoted = 0;
     inner.with_gens(|gens| {
         inner.with_work(|work| {
@@ -405,7 +458,7 @@ fn promote_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks:
                 let header = cands[index];
                 // SAFETY: candidates are live: releases were queued during
                 // detection, and released ones are no longer in the work list.
-                unsafe { header.as_ref() }.set(flags::COLLECTING, false);
+                unsafe { header.as_ref() }.set(clear, false);
                 gens.push(dest, header);
                 work[index] = None;
                 promoted += 1;
@@ -597,29 +650,47 @@ const ROOT: u32 = u32::MAX - 1;
 /// collection (`COLLECTING`, slot = index), which the caller's work list
 /// must mirror. The marks are one dense array, so the scans over them
 /// touch no object.
-fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detection {
-    let (mut any_weak, mut any_finalizer) = (false, false);
-    // Zeroed memory comes cheap, and the zipped loop checks no bounds.
-    let mut marks: Vec<u32> = vec![0; cands.len()];
-    for (index, (mark, &header)) in marks.iter_mut().zip(cands).enumerate() {
-        // SAFETY: candidates stay allocated while `tracing` is set, because
-        // releases of tracked objects are queued.
-        let h = unsafe { header.as_ref() };
-        h.set(flags::COLLECTING, true);
-        h.slot.set(index as u32);
-        any_weak |= h.has(flags::HAS_WEAK);
-        any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
-        let strong = h.strong.get();
-        // A count of zero means a release queued while tracing: leave it be.
-        *mark = if strong == 0 || strong >= ROOT { ROOT } else { strong };
+///
+/// With `take_old_reached` (a full collection), an old object of this heap
+/// that a candidate refers to joins the candidates (and the work list) at
+/// its first such reference, before that reference is subtracted, so every
+/// reference from a candidate to it is subtracted and its own references
+/// are followed in turn: the final set is closed under references into the
+/// old generation.
+fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, take_old_reached: bool) -> Detection {
+    let mut detection = Detection {
+        // Zeroed memory comes cheap, and the zipped loop checks no bounds.
+        marks: vec![0; cands.len()],
+        any_weak: false,
+        any_finalizer: false,
+    };
+    for (index, (mark, &header)) in detection.marks.iter_mut().zip(cands.iter()).enumerate() {
+        *mark = enter(header, index, &mut detection.any_weak, &mut detection.any_finalizer);
     }
-    let mut tracer = Tracer::buffered(EDGE_BUFFER);
-    subtract(inner, cands, &mut marks, &mut tracer);
-    propagate(inner, cands, &mut marks, &mut tracer);
-    Detection {
-        marks,
-        any_weak,
-        any_finalizer,
+    let mut tracer = Tracer::buffered(EDGE_BUFFER, take_old_reached.then_some(inner));
+    subtract(inner, cands, &mut detection, &mut tracer);
+    tracer.stop_keeping_old();
+    propagate(inner, cands, &mut detection.marks, &mut tracer);
+    detection
+}
+
+/// Enters the candidate `header` at `index` (its slot in the work list) and
+/// returns its first mark, its strong count.
+#[inline(always)]
+fn enter(header: NonNull<TrackedHeader>, index: usize, any_weak: &mut bool, any_finalizer: &mut bool) -> u32 {
+    // SAFETY: candidates stay allocated while `tracing` is set, because
+    // releases of tracked objects are queued.
+    let h = unsafe { header.as_ref() };
+    h.set(flags::COLLECTING, true);
+    h.slot.set(index as u32);
+    *any_weak |= h.has(flags::HAS_WEAK);
+    *any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
+    let strong = h.strong.get();
+    // A count of zero means a release queued while tracing: leave it be.
+    if strong == 0 || strong >= ROOT {
+        ROOT
+    } else {
+        strong
     }
 }
 
@@ -629,32 +700,102 @@ fn find_reachable(inner: &HeapInner, cands: &[NonNull<TrackedHeader>]) -> Detect
 /// whose hidden references then look like references from outside. The
 /// edges a panicking trace reported before the panic are subtracted all
 /// the same. One unwind guard covers the loop (see [`for_each_guarded`]).
+/// Old objects taken in (see [`find_reachable`]) extend `cands` and the
+/// marks, and the loop runs until it has traced them too.
 #[inline(never)]
-fn subtract(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &mut [u32], tracer: &mut Tracer<'_>) {
-    let n = cands.len();
+fn subtract(
+    inner: &HeapInner,
+    cands: &mut Vec<NonNull<TrackedHeader>>,
+    detection: &mut Detection,
+    tracer: &mut Tracer<'_>,
+) {
     let mut over_reported = Vec::new();
     let mut next = 0;
-    while next < n {
+    while next < cands.len() {
         let result = catch_unwind(AssertUnwindSafe(|| {
             while let Some(&header) = cands.get(next) {
                 let i = next;
                 next += 1;
                 let complete = trace_unguarded(header, tracer);
-                subtract_edges(marks, &mut over_reported, i, tracer.slots());
+                subtract_edges(&mut detection.marks, &mut over_reported, i, tracer.slots());
+                if tracer.reached_old() {
+                    take_old_reached(inner, cands, detection, &mut over_reported, i, tracer);
+                }
                 if !complete {
-                    marks[i] = ROOT;
+                    detection.marks[i] = ROOT;
                 }
             }
         }));
         if let Err(panic) = result {
             let i = next - 1;
-            subtract_edges(marks, &mut over_reported, i, tracer.slots());
-            marks[i] = ROOT;
+            subtract_edges(&mut detection.marks, &mut over_reported, i, tracer.slots());
+            if tracer.reached_old() {
+                take_old_reached(inner, cands, detection, &mut over_reported, i, tracer);
+            }
+            detection.marks[i] = ROOT;
             report_trace_panic(inner, cands[i], &*panic);
         }
     }
     for (from, to) in over_reported {
         report_over_reporting(inner, cands[from], cands[to]);
+    }
+}
+
+/// Subtraction's step for the old objects of this heap that candidate `i`
+/// refers to and that are not candidates yet (the tracer keeps them, see
+/// [`Tracer::buffered`]): each joins the candidates and the work list at its
+/// first reference, then every reference is subtracted.
+#[cold]
+#[inline(never)]
+fn take_old_reached(
+    inner: &HeapInner,
+    cands: &mut Vec<NonNull<TrackedHeader>>,
+    detection: &mut Detection,
+    over_reported: &mut Vec<(usize, usize)>,
+    i: usize,
+    tracer: &mut Tracer<'_>,
+) {
+    for value in tracer.take_reached_old() {
+        // SAFETY: the tracer kept only objects of this heap, whose releases
+        // are queued while detection runs, so they are still allocated.
+        let header = unsafe { object::tracked_header(value) };
+        // SAFETY: as above.
+        let h = unsafe { header.as_ref() };
+        let j = if h.has(flags::COLLECTING) {
+            // Taken in by an earlier reference.
+            h.slot.get() as usize
+        } else if inner.with_gens(|gens| gens.take_old(header)) {
+            let j = cands.len();
+            cands.push(header);
+            inner.with_work(|work| work.push(Some(header)));
+            let mark = enter(header, j, &mut detection.any_weak, &mut detection.any_finalizer);
+            detection.marks.push(mark);
+            j
+        } else {
+            continue;
+        };
+        subtract_edges(&mut detection.marks, over_reported, i, &[j as u32]);
+    }
+}
+
+/// Whether the tracked object at `header`, referred to by a handle that a
+/// value being traced owns, is in the oldest generation of `inner` (and in
+/// no collection): what a full collection takes in when a candidate refers
+/// to it. Objects of other heaps are references from outside.
+pub(crate) fn is_old_of(inner: &HeapInner, header: NonNull<TrackedHeader>) -> bool {
+    // SAFETY: the caller's handle keeps the object allocated.
+    let h = unsafe { header.as_ref() };
+    if h.generation() != GENERATIONS - 1 || !object::is_old_slot(h.slot.get()) || h.has(flags::COLLECTING) {
+        return false;
+    }
+    // SAFETY: the object is live (see above); its block starts `offset`
+    // bytes before its value and has the vtable's layout; no allocator call
+    // is running (detection makes none).
+    unsafe {
+        let layout = h.vtable().block_layout;
+        let offset = layout.align().max(size_of::<TrackedHeader>());
+        let block = object::value_of(header).sub(offset);
+        core::ptr::eq(Allocator::owner_data_of(block, layout).cast::<HeapInner>(), inner)
     }
 }
 

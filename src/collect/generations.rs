@@ -15,7 +15,8 @@
 //! is one of [`OLD_SLOTS`] (an untracked object has generation 3 and
 //! [`NO_SLOT`]). Only their numbers are kept. Promotion into generation 2
 //! sets the bits and counts; the death of an old object uncounts. When they
-//! are needed — a full collection, `objects(Some(2))`, `referrers`,
+//! are needed — a full collection (which takes only the old objects flagged
+//! `DECREMENTED`, and those they reach), `objects(Some(2))`, `referrers`,
 //! `freeze`/`unfreeze`, the incremental scan — they are found by walking
 //! the heap's allocator (`alloc::walk`) and keeping the blocks that hold a
 //! tracked object ([`object::tracked_in_block`]) that is in no running
@@ -143,10 +144,13 @@ impl Generations {
         }
     }
 
-    /// Takes every object of generations `0..=generation` out of the
-    /// generations (walking the heap for generation 2), generation 0 first:
-    /// its vector, usually the largest, becomes the candidate list without a
-    /// copy.
+    /// Takes the candidates of a collection of generations `0..=generation`
+    /// out of the generations, generation 0 first: its vector, usually the
+    /// largest, becomes the candidate list without a copy. The young
+    /// generations are taken whole; of generation 2 (a full collection) only
+    /// the objects flagged [`DECREMENTED`](flags::DECREMENTED), found by
+    /// walking the heap: the collection takes the old objects they reach
+    /// as it finds them ([`take_old`](Self::take_old)).
     pub(crate) fn take(&mut self, allocator: &Allocator, generation: usize) -> Vec<NonNull<TrackedHeader>> {
         let mut taken = core::mem::take(&mut self.young[0]);
         if generation >= 1 {
@@ -158,18 +162,36 @@ impl Generations {
             }
         }
         if generation == OLD && self.old > 0 {
-            let young_len = taken.len();
-            taken.reserve(self.old);
+            let (mut seen, mut kept) = (0, 0);
             for_each_old(allocator, |header, h| {
                 if h.generation() == OLD {
-                    h.slot.set(NO_SLOT);
-                    taken.push(header);
+                    seen += 1;
+                    if h.has(flags::DECREMENTED) {
+                        h.slot.set(NO_SLOT);
+                        taken.push(header);
+                    } else {
+                        kept += 1;
+                    }
                 }
             });
-            debug_assert_eq!(taken.len() - young_len, self.old, "generation 2 count out of sync");
-            self.old = 0;
+            debug_assert_eq!(seen, self.old, "generation 2 count out of sync");
+            self.old = kept;
         }
         taken
+    }
+
+    /// Takes `header` out of generation 2 if it is there (and not part of
+    /// a running collection); returns whether it was. The caller has checked
+    /// that the object belongs to this heap.
+    pub(crate) fn take_old(&mut self, header: NonNull<TrackedHeader>) -> bool {
+        // SAFETY: callers pass live tracked headers.
+        let h = unsafe { header.as_ref() };
+        let old = h.generation() == OLD && object::is_old_slot(h.slot.get()) && !h.has(flags::COLLECTING);
+        if old {
+            h.slot.set(NO_SLOT);
+            self.old -= 1;
+        }
+        old
     }
 
     /// Takes generations 0 and 1 (an incremental step's young part).

@@ -126,7 +126,10 @@ impl Drop for AnyGc {
             IMMORTAL => {}
             // SAFETY: this was the last handle; the typed release frees the object.
             1 => unsafe { (header.vtable().release)(self.value) },
-            count => header.strong.set(count - 1),
+            count => {
+                header.strong.set(count - 1);
+                header.set(flags::DECREMENTED, true);
+            }
         }
     }
 }

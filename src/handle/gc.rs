@@ -521,6 +521,10 @@ impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
             unsafe { release(self.ptr) }
         } else if count != IMMORTAL {
             strong.set(count - 1);
+            if ObjectKind::<T>::TRACKED {
+                // SAFETY: the object is live (the count is still above zero).
+                unsafe { object::note_decrement(self.value()) };
+            }
         }
     }
 }
@@ -672,6 +676,9 @@ unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Lay
             if count > 1 {
                 // Resurrected: the finalizer stored a new handle.
                 strong.set(count - 1);
+                if ObjectKind::<T>::TRACKED {
+                    object::note_decrement(value);
+                }
                 return;
             }
         }

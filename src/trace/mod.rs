@@ -44,6 +44,8 @@ mod impls;
 
 use core::ptr::NonNull;
 
+use crate::heap::inner::HeapInner;
+
 /// A value the cycle collector can look inside.
 ///
 /// Derive it with `#[derive(Trace)]`. Hand-written impls call
@@ -208,6 +210,15 @@ pub struct Tracer<'a> {
     slots: Vec<u32>,
     /// Where an edge goes when `slots` is full: `None` to grow `slots`.
     visit: Option<&'a mut dyn FnMut(Edge)>,
+    /// For a full collection's buffering tracer: its heap. A referent that
+    /// is not a candidate but an old object of this heap is kept in
+    /// `reached_old` for the collector to take in (see
+    /// `collect::algorithm::is_old_of`).
+    old_of: Option<&'a HeapInner>,
+    /// The old objects of `old_of` reported since the collector last took
+    /// them (addresses of objects of the collecting heap, whose releases are
+    /// queued while detection runs, so they stay allocated).
+    reached_old: Vec<NonNull<u8>>,
     incomplete: bool,
 }
 
@@ -217,6 +228,8 @@ impl<'a> Tracer<'a> {
         Tracer {
             slots: Vec::new(),
             visit: Some(visit),
+            old_of: None,
+            reached_old: Vec::new(),
             incomplete: false,
         }
     }
@@ -225,13 +238,35 @@ impl<'a> Tracer<'a> {
     /// referents that are candidates (in a buffer of `capacity` to start
     /// with), for the caller to read with [`slots`](Self::slots) after the
     /// trace. One buffering tracer serves many traces (see
-    /// [`reset`](Self::reset)).
-    pub(crate) fn buffered(capacity: usize) -> Tracer<'static> {
+    /// [`reset`](Self::reset)). With `old_of` (a full collection), it also
+    /// keeps the referents that are old objects of that heap and not
+    /// candidates, for [`take_reached_old`](Self::take_reached_old).
+    pub(crate) fn buffered(capacity: usize, old_of: Option<&'a HeapInner>) -> Tracer<'a> {
         Tracer {
             slots: Vec::with_capacity(capacity.max(1)),
             visit: None,
+            old_of,
+            reached_old: Vec::new(),
             incomplete: false,
         }
+    }
+
+    /// Whether old objects were kept since the last
+    /// [`take_reached_old`](Self::take_reached_old).
+    #[inline(always)]
+    pub(crate) fn reached_old(&self) -> bool {
+        !self.reached_old.is_empty()
+    }
+
+    /// The old objects kept since the last call (see [`buffered`](Self::buffered)).
+    pub(crate) fn take_reached_old(&mut self) -> Vec<NonNull<u8>> {
+        core::mem::take(&mut self.reached_old)
+    }
+
+    /// Stops keeping old objects (propagation needs only candidates).
+    pub(crate) fn stop_keeping_old(&mut self) {
+        self.old_of = None;
+        self.reached_old.clear();
     }
 
     /// Forgets the slots and the incompleteness of the previous trace.
@@ -294,6 +329,8 @@ impl<'a> Tracer<'a> {
                 let h = unsafe { crate::object::tracked_header(value).as_ref() };
                 if h.has(crate::object::flags::COLLECTING) {
                     self.slots.push(h.slot.get());
+                } else if self.old_of.is_some() {
+                    self.keep_if_old(value);
                 }
             }
         } else {
@@ -312,6 +349,23 @@ impl<'a> Tracer<'a> {
         match &mut self.visit {
             Some(visit) => visit(edge),
             None => self.grow_and_report(edge),
+        }
+    }
+
+    /// A full collection's referent outside the candidates: kept if it is
+    /// an old object of the collecting heap. Decided now, while the handle
+    /// being traced keeps it allocated: an object of another heap could be
+    /// freed by a (wrong) `Trace` impl that drops the handle after reporting
+    /// it, so its address is never kept.
+    #[cold]
+    #[inline(never)]
+    fn keep_if_old(&mut self, value: NonNull<u8>) {
+        if let Some(inner) = self.old_of {
+            // SAFETY: `value` is the referent of a live handle (see `edge`).
+            let header = unsafe { crate::object::tracked_header(value) };
+            if crate::collect::algorithm::is_old_of(inner, header) {
+                self.reached_old.push(value);
+            }
         }
     }
 
