@@ -61,6 +61,10 @@
 //!   would have done over time) and the timed call is
 //!   `heap.collect_generation(0)`: the young collection examines only the
 //!   garbage, as rust-cc and bacon_rajan_cc do with an untouched live heap.
+//! * `rcgc (full, live tree old)` (`live_*` shapes only): the same, but the
+//!   timed call is a full `heap.collect()`. It examines the young garbage and
+//!   the old objects decremented since the tree was promoted (and what they
+//!   reach): none of the untouched tree, the whole recently touched one.
 //! * `rust-cc`: `rust_cc::Cc<Node>`, `auto-collect` switched off
 //!   (`config::set_auto_collect(false)`), timed `rust_cc::collect_cycles()`.
 //!   rust-cc scans only its buffer of possible roots (objects decremented to
@@ -253,9 +257,10 @@ const TARGET_PEAK_RATIO: f64 = 1.2;
 // ---------------------------------------------------------- contenders --
 
 /// Table order of the Rust contenders (criterion function names).
-const CONTENDERS: [&str; 7] = [
+const CONTENDERS: [&str; 8] = [
     "rcgc",
     RCGC_YOUNG,
+    RCGC_OLD_FULL,
     RCGC_FRESH,
     "rust-cc",
     "dumpster",
@@ -266,6 +271,10 @@ const CONTENDERS: [&str; 7] = [
 /// Diagnostic rcgc variant of the `live_*` shapes: live tree in the oldest
 /// generation, timed generation-0 collection (see [`time_live_young`]).
 const RCGC_YOUNG: &str = "rcgc (gen-0, live tree old)";
+
+/// Diagnostic rcgc variant of the `live_*` shapes: live tree in the oldest
+/// generation, timed full collection (see [`time_live_young`]).
+const RCGC_OLD_FULL: &str = "rcgc (full, live tree old)";
 
 /// Diagnostic rcgc variant: a new `Heap` for every build + collect, so the
 /// collection also pays first-touch page faults for the collector's work
@@ -691,11 +700,14 @@ fn time_shape_fresh<C: Contender>(iters: u64, shape: Shape, s: &Sizes) -> Durati
     (0..iters).map(|_| time_shape::<C>(&C::context(), 1, shape, s)).sum()
 }
 
-/// Diagnostic rcgc variant of the `live_*` shapes: the live tree is promoted
+/// Diagnostic rcgc variants of the `live_*` shapes: the live tree is promoted
 /// to the oldest generation (an untimed full collection right after it is
 /// built, as automatic collection would have done over time), and the timed
-/// call is a generation-0 collection, which examines only the young garbage.
-fn time_live_young(heap: &rcgc::Heap, iters: u64, shape: Shape, s: &Sizes) -> Duration {
+/// call is a generation-0 collection, which examines only the young garbage,
+/// or (`full`) a full collection, which also examines the old objects
+/// decremented since the promotion and the old objects they reach: none for
+/// the untouched tree, all of it for the recently touched one.
+fn time_live_young(heap: &rcgc::Heap, iters: u64, shape: Shape, s: &Sizes, full: bool) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let live = build_tree::<Rcgc>(heap, s.live);
@@ -708,7 +720,10 @@ fn time_live_young(heap: &rcgc::Heap, iters: u64, shape: Shape, s: &Sizes) -> Du
         drop(holder);
 
         let start = Instant::now();
-        let found = heap.collect_generation(black_box(0)).expect("generation 0");
+        let generation = if full { 2 } else { 0 };
+        let found = heap
+            .collect_generation(black_box(generation))
+            .expect("a valid generation");
         total += start.elapsed();
 
         assert_eq!(found, shape.garbage(s), "{shape:?}: wrong number of objects collected");
@@ -739,7 +754,12 @@ fn bench_shape(c: &mut Criterion, shape: Shape, s: Sizes) {
     let heap = Rcgc::context();
     group.bench_function("rcgc", |b| b.iter_custom(|n| time_shape::<Rcgc>(&heap, n, shape, &s)));
     if shape.live(&s) > 0 {
-        group.bench_function(RCGC_YOUNG, |b| b.iter_custom(|n| time_live_young(&heap, n, shape, &s)));
+        group.bench_function(RCGC_YOUNG, |b| {
+            b.iter_custom(|n| time_live_young(&heap, n, shape, &s, false))
+        });
+        group.bench_function(RCGC_OLD_FULL, |b| {
+            b.iter_custom(|n| time_live_young(&heap, n, shape, &s, true))
+        });
     }
     drop(heap);
     group.bench_function(RCGC_FRESH, |b| {
@@ -1010,7 +1030,7 @@ fn print_shape_table(group: &str, units: &[(&str, usize)], cpython: Option<f64>)
     let mut peers = Vec::new();
     for name in CONTENDERS {
         let est = common::read_estimate(group, name);
-        if est.is_none() && name == RCGC_YOUNG {
+        if est.is_none() && (name == RCGC_YOUNG || name == RCGC_OLD_FULL) {
             continue; // only the `live_*` shapes have this variant
         }
         let mut label = name.to_string();
@@ -1047,11 +1067,13 @@ fn print_shape_table(group: &str, units: &[(&str, usize)], cpython: Option<f64>)
                 rcgc / ns,
                 verdict(rcgc < ns)
             ));
-            if let Some(young) = common::read_estimate(group, RCGC_YOUNG) {
-                notes.push(format!(
-                    "{RCGC_YOUNG} vs fastest Rust peer ({fastest}): {:.2}x its time",
-                    young.mean_ns / ns
-                ));
+            for variant in [RCGC_YOUNG, RCGC_OLD_FULL] {
+                if let Some(est) = common::read_estimate(group, variant) {
+                    notes.push(format!(
+                        "{variant} vs fastest Rust peer ({fastest}): {:.2}x its time",
+                        est.mean_ns / ns
+                    ));
+                }
             }
         }
     }
