@@ -658,15 +658,24 @@ const ROOT: u32 = u32::MAX - 1;
 /// are followed in turn: the final set is closed under references into the
 /// old generation.
 fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, take_old_reached: bool) -> Detection {
-    let mut detection = Detection {
-        // Zeroed memory comes cheap, and the zipped loop checks no bounds.
-        marks: vec![0; cands.len()],
-        any_weak: false,
-        any_finalizer: false,
-    };
-    for (index, (mark, &header)) in detection.marks.iter_mut().zip(cands.iter()).enumerate() {
-        *mark = enter(header, index, &mut detection.any_weak, &mut detection.any_finalizer);
+    let (mut any_weak, mut any_finalizer) = (false, false);
+    // Zeroed memory comes cheap, and the zipped loop checks no bounds.
+    let mut marks: Vec<u32> = vec![0; cands.len()];
+    for (index, (mark, &header)) in marks.iter_mut().zip(cands.iter()).enumerate() {
+        // SAFETY: candidates stay allocated while `tracing` is set, because
+        // releases of tracked objects are queued.
+        let h = unsafe { header.as_ref() };
+        h.set(flags::COLLECTING, true);
+        h.slot.set(index as u32);
+        any_weak |= h.has(flags::HAS_WEAK);
+        any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
+        *mark = first_mark(h.strong.get());
     }
+    let mut detection = Detection {
+        marks,
+        any_weak,
+        any_finalizer,
+    };
     let mut tracer = Tracer::buffered(EDGE_BUFFER, take_old_reached.then_some(inner));
     subtract(inner, cands, &mut detection, &mut tracer);
     tracer.stop_keeping_old();
@@ -674,19 +683,10 @@ fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, ta
     detection
 }
 
-/// Enters the candidate `header` at `index` (its slot in the work list) and
-/// returns its first mark, its strong count.
+/// A candidate's first mark: its strong count, or [`ROOT`] for a count of
+/// zero (a release queued while tracing: leave it be) or one too large.
 #[inline(always)]
-fn enter(header: NonNull<TrackedHeader>, index: usize, any_weak: &mut bool, any_finalizer: &mut bool) -> u32 {
-    // SAFETY: candidates stay allocated while `tracing` is set, because
-    // releases of tracked objects are queued.
-    let h = unsafe { header.as_ref() };
-    h.set(flags::COLLECTING, true);
-    h.slot.set(index as u32);
-    *any_weak |= h.has(flags::HAS_WEAK);
-    *any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
-    let strong = h.strong.get();
-    // A count of zero means a release queued while tracing: leave it be.
+fn first_mark(strong: u32) -> u32 {
     if strong == 0 || strong >= ROOT {
         ROOT
     } else {
@@ -768,8 +768,11 @@ fn take_old_reached(
             let j = cands.len();
             cands.push(header);
             inner.with_work(|work| work.push(Some(header)));
-            let mark = enter(header, j, &mut detection.any_weak, &mut detection.any_finalizer);
-            detection.marks.push(mark);
+            h.set(flags::COLLECTING, true);
+            h.slot.set(j as u32);
+            detection.any_weak |= h.has(flags::HAS_WEAK);
+            detection.any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
+            detection.marks.push(first_mark(h.strong.get()));
             j
         } else {
             continue;

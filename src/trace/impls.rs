@@ -358,6 +358,7 @@ unsafe impl<T: ?Sized + Trace> Trace for RefCell<T> {
     // Interior mutability: the handles inside can change.
     const FIXED_EDGES: bool = !T::MAY_CONTAIN_GC;
 
+    #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
         match self.try_borrow() {
             Ok(value) => value.trace(tracer),
