@@ -220,7 +220,7 @@ pub(crate) static NO_VTABLE: VTable = VTable {
     release: |_| {},
     finalize: None,
     block_layout: Layout::new::<()>(),
-    size_class: None,
+    size_class: SizeClass::for_layout(Layout::new::<()>()),
     type_name: || "<untracked>",
     type_id: TypeId::of::<()>,
 };

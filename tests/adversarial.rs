@@ -653,3 +653,112 @@ fn a_trace_dropping_a_reported_handle_to_another_heap_frees_it_and_the_collectio
     assert!(weak.upgrade().is_none());
     drop(other);
 }
+
+/// An object of this heap whose last handle a wrong `Trace` impl reports
+/// and then drops.
+#[derive(Trace)]
+struct Own {
+    _next: RefCell<Option<Gc<Own>>>,
+    #[trace(skip)]
+    drops: Counter,
+}
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        self.drops.bump();
+    }
+}
+
+/// A wrong `Trace` impl: it reports its handle to an object of its own heap,
+/// then drops that handle (the last one) while the trace still runs.
+struct DropsOwnWhileTracing {
+    own: RefCell<Option<Gc<Own>>>,
+    cycle: RefCell<Option<Gc<DropsOwnWhileTracing>>>,
+}
+
+// SAFETY: deliberately wrong (drops a handle while tracing), to check that
+// the collector stays memory-safe.
+unsafe impl Trace for DropsOwnWhileTracing {
+    fn trace(&self, tracer: &mut rcgc::Tracer<'_>) {
+        self.own.trace(tracer);
+        self.cycle.trace(tracer);
+        if let Ok(mut own) = self.own.try_borrow_mut() {
+            drop(own.take());
+        }
+    }
+}
+
+/// The referent's release is queued (the heap is tracing), its count is 0,
+/// and the reported edge still makes it look like garbage: the teardown
+/// must leave it to the queued release, which frees it once (Miri checks
+/// that nothing reads its block afterwards).
+#[test]
+fn a_trace_dropping_a_reported_handle_of_its_own_heap_leaves_the_object_to_its_queued_release() {
+    let heap = Heap::new();
+    let drops = Counter::default();
+    let own = heap.alloc(Own {
+        _next: RefCell::new(None),
+        drops: drops.clone(),
+    });
+    let a = heap.alloc(DropsOwnWhileTracing {
+        own: RefCell::new(Some(own)),
+        cycle: RefCell::new(None),
+    });
+    *a.cycle.borrow_mut() = Some(a.clone());
+    drop(a.clone()); // flagged, so that it is traced
+    drop(a);
+    heap.collect();
+    assert_eq!(drops.get(), 1, "freed once, by its queued release");
+    let more: Vec<Gc<Own>> = (0..8)
+        .map(|_| {
+            heap.alloc(Own {
+                _next: RefCell::new(None),
+                drops: drops.clone(),
+            })
+        })
+        .collect();
+    assert_eq!(heap.object_count(), more.len());
+    drop(more);
+    assert_eq!(heap.object_count(), 0);
+}
+
+/// The incremental collector's region scan traces an old object whose
+/// `Trace` reports a handle to another heap's object and then drops it
+/// (freeing it: that heap is not collecting). The scan must not look at the
+/// freed object afterwards (Miri checks).
+#[test]
+fn an_incremental_step_tracing_a_handle_dropped_while_tracing_stays_sound() {
+    use rcgc::collect::{Action, CollectorPolicy, PolicyContext};
+    struct Steps;
+    impl CollectorPolicy for Steps {
+        fn poll_after(&self, _: &PolicyContext) -> Option<usize> {
+            None
+        }
+        fn on_allocation(&mut self, _: &PolicyContext) -> Action {
+            Action::Nothing
+        }
+        fn on_checkpoint(&mut self, _: &PolicyContext) -> Action {
+            Action::Step { budget: 100 }
+        }
+    }
+    let heap = Heap::with_policy(Steps);
+    let other = Heap::new();
+    let foreign = other.alloc(Foreign {
+        _next: RefCell::new(None),
+    });
+    let weak = Gc::downgrade(&foreign);
+    let a = heap.alloc(DropsForeignWhileTracing {
+        foreign: RefCell::new(Some(foreign)),
+        cycle: RefCell::new(None),
+    });
+    heap.collect(); // `a` is old now, and still holds the foreign handle
+    assert!(weak.upgrade().is_some());
+    // A step's region scan traces `a` once it is pending (objects promoted
+    // during a pass are pending from the next one).
+    for _ in 0..3 {
+        heap.checkpoint();
+    }
+    assert!(weak.upgrade().is_none(), "the trace dropped the last handle");
+    drop(a);
+    drop(other);
+}

@@ -10,7 +10,9 @@
 //!   buffering `Tracer`: the work-list slot of each referent that carries
 //!   `COLLECTING` (read from its header while the handle is borrowed, so the
 //!   buffer holds indices, never addresses that could dangle), no call per
-//!   edge. Detection reads the buffer after each trace, or pops it as the
+//!   edge. A full collection's tracer also keeps the addresses of old
+//!   objects of this heap outside the candidates (decided while the handle
+//!   is borrowed; their releases are queued, so they stay allocated). Detection reads the buffer after each trace, or pops it as the
 //!   stack of its depth-first walk. The edges a trace reported before it
 //!   panicked stay in the buffer and count, as they would have if each had
 //!   been handled when reported.
@@ -26,8 +28,8 @@
 //!   have it then, are references from outside. (The flag only picks the
 //!   slot of a mark in a bounds-checked array; a wrong answer could make
 //!   detection wrong, never unsafe.)
-//! * A full collection takes in an old object reached from a candidate only
-//!   if it belongs to this heap (`is_old_of`: its pool's or large block's
+//! * A generational collection takes in an object of a collected generation
+//!   reached from a candidate only if it belongs to this heap (`is_uncollected_of`: its pool's or large block's
 //!   owner, decided while the reporting handle keeps it allocated), so the teardown never frees a block to another heap's
 //!   allocator; objects of other heaps are references from outside.
 //! * Memory is freed only by a count reaching zero. Teardown marks a value
@@ -184,7 +186,7 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> (usize, usize) {
     // Survivors move up one generation.
     let dest = (generation + 1).min(GENERATIONS - 1);
     let full = generation == GENERATIONS - 1;
-    let outcome = collect_set(inner, cands, dest, full);
+    let outcome = collect_set(inner, cands, dest, Some(generation));
     inner.with_gens(|gens| {
         if generation == 1 {
             gens.long_lived_pending += outcome.survivors;
@@ -209,7 +211,7 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
         gens.take_young()
     });
     let mut examined = young.len();
-    let mut found = collect_set(inner, young, GENERATIONS - 1, false).found;
+    let mut found = collect_set(inner, young, GENERATIONS - 1, None).found;
 
     // The scan reads one word per block; it may pass this many blocks
     // (visited, young, leaf, free ones) per step before giving up for now.
@@ -231,26 +233,24 @@ fn increment(inner: &HeapInner, budget: usize) -> (usize, usize) {
         next += 1;
         {
             let _tracing = FlagGuard::set(&inner.tracing);
-            trace_into(inner, header, &mut edges);
+            trace_own_tracked(inner, header, &mut edges);
         }
         inner.with_gens(|gens| {
-            for edge in &edges {
+            for &target in &edges {
                 if region.len() >= budget {
                     break;
                 }
-                if let Some(value) = edge.tracked_value() {
-                    // SAFETY: an edge is a live handle owned by a live value.
-                    let target = unsafe { object::tracked_header(value) };
-                    if gens.take_if_pending(target) {
-                        region.push(target);
-                    }
+                // `trace_own_tracked` kept only objects of this heap, whose
+                // releases were queued while it traced: they are allocated.
+                if gens.take_if_pending(target) {
+                    region.push(target);
                 }
             }
         });
     }
     examined += region.len();
     if !region.is_empty() {
-        found += collect_set(inner, region, GENERATIONS - 1, false).found;
+        found += collect_set(inner, region, GENERATIONS - 1, None).found;
     }
     (found, examined)
 }
@@ -262,9 +262,10 @@ const SCAN_BLOCKS_PER_OBJECT: usize = 16;
 pub(crate) struct SetOutcome {
     /// Unreachable objects found.
     pub(crate) found: usize,
-    /// Candidates found reachable (moved to the destination generation).
+    /// Objects moved to the destination generation: candidates found
+    /// reachable, and a generational collection's unexamined objects.
     pub(crate) survivors: usize,
-    /// Candidates examined: the set given, plus the old objects a full
+    /// Candidates examined: the set given, plus the objects a generational
     /// collection took in as it reached them.
     pub(crate) examined: usize,
 }
@@ -272,12 +273,16 @@ pub(crate) struct SetOutcome {
 /// Collects the candidate set `cands` (taken out of the generation lists by
 /// the caller); survivors go to generation `dest`.
 ///
-/// A `full` collection is given the young generations and the old objects
-/// flagged `DECREMENTED`; it takes in every old object of this heap that a
-/// candidate reaches as it finds it (so the set is closed under references
-/// into the old generation), and its survivors lose the flag. Other
-/// collections leave the flag alone: an object decremented while young
-/// keeps it into the old generation.
+/// A generational collection of generations `0..=g` (`collected` is
+/// `Some(g)`) is given the objects of those generations flagged
+/// `DECREMENTED`; it takes in every object of this heap in those
+/// generations that a candidate reaches as it finds it (so the set is
+/// closed under references into the collected generations), and moves the
+/// young objects it never examined up a generation with the survivors. A
+/// full collection's survivors lose the flag; other collections leave it
+/// alone, so an object decremented while young keeps it into the old
+/// generation. Incremental steps and the re-check after finalizers
+/// (`collected` is `None`) examine exactly the set given.
 ///
 /// The work list holds the candidates for the whole collection, indexed by
 /// their `slot`; survivors leave it (`None`) as soon as detection is over,
@@ -286,8 +291,9 @@ pub(crate) fn collect_set(
     inner: &HeapInner,
     mut cands: Vec<NonNull<TrackedHeader>>,
     dest: usize,
-    full: bool,
+    collected: Option<usize>,
 ) -> SetOutcome {
+    let full = collected == Some(GENERATIONS - 1);
     inner.with_work(|work| {
         work.clear();
         work.extend(cands.iter().map(|&header| Some(header)));
@@ -296,11 +302,12 @@ pub(crate) fn collect_set(
     // 2-3. Detection: no user code but Trace.
     let detection = {
         let _tracing = FlagGuard::set(&inner.tracing);
-        find_reachable(inner, &mut cands, full)
+        find_reachable(inner, &mut cands, collected)
     };
 
-    let examined = cands.len();
-    let survivors = promote_reachable(inner, &cands, &detection.marks, dest, full);
+    let examined = detection.traced;
+    let decremented = if full { Decremented::Clear } else { Decremented::Keep };
+    let survivors = promote_reachable(inner, &cands, &detection.marks, dest, decremented);
     // No release ran since the work list was filled (releases are queued
     // during detection), so every candidate not promoted is still there.
     let mut found = cands.len() - survivors;
@@ -371,9 +378,13 @@ pub(crate) fn collect_set(
         inner.with_work(|work| work.extend(garbage.iter().map(|&header| Some(header))));
         let again = {
             let _tracing = FlagGuard::set(&inner.tracing);
-            find_reachable(inner, &mut garbage, false)
+            find_reachable(inner, &mut garbage, None)
         };
-        found = garbage.len() - promote_reachable(inner, &garbage, &again.marks, dest, full);
+        // The finalizers may have linked what they resurrected into new
+        // structures by moving handles (with the temporary handle they were
+        // given, which no caller drops): flag it all, so that a full
+        // collection examines it again.
+        found = garbage.len() - promote_reachable(inner, &garbage, &again.marks, dest, Decremented::Set);
     }
     if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
         inner.with_work(|work| {
@@ -436,20 +447,33 @@ pub(crate) fn collect_set(
     }
 }
 
+/// What promotion does to the survivors' `DECREMENTED` flag.
+#[derive(Copy, Clone)]
+enum Decremented {
+    /// Leave it (young collections: an object decremented while young keeps
+    /// the flag into the old generation).
+    Keep,
+    /// Clear it (full collections: the object was examined with everything
+    /// it reaches).
+    Clear,
+    /// Set it (objects resurrected by finalizers).
+    Set,
+}
+
 /// Moves the candidates that detection marked [`VISITED`] out of the
-/// collection into generation `dest` and out of the work list, clearing
-/// their `DECREMENTED` flag after a `full` collection; returns how many.
+/// collection into generation `dest` and out of the work list, updating
+/// their `DECREMENTED` flag as `decremented` says; returns how many.
 fn promote_reachable(
     inner: &HeapInner,
     cands: &[NonNull<TrackedHeader>],
     marks: &[u32],
     dest: usize,
-    full: bool,
+    decremented: Decremented,
 ) -> usize {
-    let clear = if full {
-        flags::COLLECTING | flags::DECREMENTED
-    } else {
-        flags::COLLECTING
+    let (clear, set) = match decremented {
+        Decremented::Keep => (flags::COLLECTING, 0),
+        Decremented::Clear => (flags::COLLECTING | flags::DECREMENTED, 0),
+        Decremented::Set => (flags::COLLECTING, flags::DECREMENTED),
     };
     let mut promoted = 0;
     inner.with_gens(|gens| {
@@ -458,7 +482,9 @@ fn promote_reachable(
                 let header = cands[index];
                 // SAFETY: candidates are live: releases were queued during
                 // detection, and released ones are no longer in the work list.
-                unsafe { header.as_ref() }.set(clear, false);
+                let h = unsafe { header.as_ref() };
+                h.set(clear, false);
+                h.set(set, true);
                 gens.push(dest, header);
                 work[index] = None;
                 promoted += 1;
@@ -502,12 +528,16 @@ fn mark_garbage_weak_refs(inner: &HeapInner) {
 ///    `Trace` impl, or a `Drop` that stored a handle away): it stays in the
 ///    work list, dead, for the caller.
 ///
+/// An entry whose count is zero (a release a wrong `Trace` impl queued
+/// during detection) is left to that queued release, and one whose count
+/// user code raised to [`ROOT`] or more since detection is not torn down.
 /// Safe code cannot take a held count to zero (every decrement gives back a
-/// handle, and the hold is not one), so the work list keeps every entry
-/// until pass 3, and memory is freed only by a count reaching zero. One
+/// handle, and the hold is not one), so the work list keeps every held
+/// entry until pass 3, and memory is freed only by a count reaching zero. One
 /// unwind guard covers pass 2 (not one per object): a panicking `Drop` is
 /// reported and the pass resumes with the next object.
 fn tear_down_work_list(inner: &HeapInner, found: usize) {
+    let mut kept_alive = Vec::new();
     inner.with_work(|work| {
         // Survivors left holes: close them (and renumber the slots, which
         // index the work list) so the passes below only visit the garbage.
@@ -515,18 +545,43 @@ fn tear_down_work_list(inner: &HeapInner, found: usize) {
         if compact {
             work.retain(Option::is_some);
         }
-        for (index, header) in work.iter().enumerate() {
-            let Some(header) = header else { continue };
-            // SAFETY: entries in `work` are live garbage, whose counts are
-            // below `ROOT` (others were roots, so survivors): +1 stays below
-            // `IMMORTAL`.
+        for (index, entry) in work.iter_mut().enumerate() {
+            let Some(header) = *entry else { continue };
+            // SAFETY: entries in `work` are live (released ones left it).
             let h = unsafe { header.as_ref() };
             if compact {
                 h.slot.set(index as u32);
             }
-            h.strong.set(h.strong.get() + 1);
+            match h.strong.get() {
+                // A release queued while a (wrong) `Trace` impl ran: the
+                // queued release frees it, once, after the collection. It
+                // leaves the collection untracked, so that release finds it
+                // in no list.
+                0 => {
+                    *entry = None;
+                    h.set(flags::COLLECTING, false);
+                    h.slot.set(NO_SLOT);
+                    h.set_generation(UNTRACKED_GEN);
+                }
+                // A count raised since detection (user code, over-reported
+                // handles) too far to hold: not torn down, it stays a
+                // survivor.
+                ROOT.. => {
+                    *entry = None;
+                    h.set(flags::COLLECTING, false);
+                    kept_alive.push(header);
+                }
+                count => h.strong.set(count + 1),
+            }
         }
     });
+    if !kept_alive.is_empty() {
+        inner.with_gens(|gens| {
+            kept_alive
+                .into_iter()
+                .for_each(|header| gens.push(GENERATIONS - 1, header))
+        });
+    }
     let len = inner.with_work(|work| work.len());
     let mut current: Option<NonNull<TrackedHeader>> = None;
     for_each_guarded(
@@ -575,7 +630,9 @@ fn tear_down_work_list(inner: &HeapInner, found: usize) {
             let layout = vtable.block_layout;
             let offset = layout.align().max(size_of::<TrackedHeader>());
             // SAFETY: the object is dead (its value was dropped in pass 2),
-            // out of the work list and counted nowhere; its block starts
+            // out of the work list, in no generation, and not queued (its
+            // count was not zero in pass 1, so no release was pending, and
+            // none can be queued now that nothing traces); its block starts
             // `offset` bytes before the value and is not used again, and the
             // vtable's size class is its layout's.
             unsafe {
@@ -629,6 +686,8 @@ struct Detection {
     any_weak: bool,
     /// Some candidate has a finalizer that has not run.
     any_finalizer: bool,
+    /// Candidates traced by subtraction (all of them, unless lazy).
+    traced: usize,
 }
 
 /// A candidate's mark once it is known to be reachable from outside the
@@ -651,17 +710,23 @@ const ROOT: u32 = u32::MAX - 1;
 /// must mirror. The marks are one dense array, so the scans over them
 /// touch no object.
 ///
-/// With `take_old_reached` (a full collection), an old object of this heap
-/// that a candidate refers to joins the candidates (and the work list) at
-/// its first such reference, before that reference is subtracted, so every
-/// reference from a candidate to it is subtracted and its own references
-/// are followed in turn: the final set is closed under references into the
-/// old generation.
-fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, take_old_reached: bool) -> Detection {
+/// A generational collection of generations `0..=g` (`collected` is
+/// `Some(g)`) where few candidates are flagged `DECREMENTED` traces
+/// lazily: only the flagged candidates and the candidates those reach. Every garbage group has a flagged member
+/// (see `docs/differences.md`), so a candidate never reached that way is
+/// part of no garbage: it is marked [`VISITED`] without a trace. A full
+/// collection is given only the flagged old objects; an old object of this
+/// heap that a traced candidate refers to joins the candidates (and the
+/// work list) at its first such reference, before that reference is
+/// subtracted, so every reference to it is subtracted and its own
+/// references are followed in turn.
+fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, collected: Option<usize>) -> Detection {
     let (mut any_weak, mut any_finalizer) = (false, false);
     // Zeroed memory comes cheap, and the zipped loop checks no bounds.
     let mut marks: Vec<u32> = vec![0; cands.len()];
-    for (index, (mark, &header)) in marks.iter_mut().zip(cands.iter()).enumerate() {
+    let mut flagged: Vec<bool> = vec![false; cands.len()];
+    let mut flagged_count = 0;
+    for (index, ((mark, flagged), &header)) in marks.iter_mut().zip(flagged.iter_mut()).zip(cands.iter()).enumerate() {
         // SAFETY: candidates stay allocated while `tracing` is set, because
         // releases of tracked objects are queued.
         let h = unsafe { header.as_ref() };
@@ -670,17 +735,74 @@ fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, ta
         any_weak |= h.has(flags::HAS_WEAK);
         any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
         *mark = first_mark(h.strong.get());
+        *flagged = h.has(flags::DECREMENTED);
+        flagged_count += usize::from(*flagged);
     }
+    // Lazy tracing pays a queue per traced object: worth it only when most
+    // candidates are not flagged (objects built by moving handles into
+    // place, untouched since).
+    let lazy = collected.is_some() && flagged_count * LAZY_WHEN_FLAGGED_BELOW < cands.len();
+    let (queue, queued) = if lazy {
+        let queue = (0..cands.len() as u32).filter(|&i| flagged[i as usize]).collect();
+        (queue, flagged)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut detection = Detection {
         marks,
         any_weak,
         any_finalizer,
+        traced: 0,
     };
-    let mut tracer = Tracer::buffered(EDGE_BUFFER, take_old_reached.then_some(inner));
-    subtract(inner, cands, &mut detection, &mut tracer);
-    tracer.stop_keeping_old();
+    let take_in = (collected == Some(GENERATIONS - 1)).then_some((inner, GENERATIONS - 1));
+    let mut tracer = Tracer::buffered(EDGE_BUFFER, take_in);
+    let mut work = TraceQueue { queue, queued, lazy };
+    if lazy {
+        subtract::<true>(inner, cands, &mut detection, &mut work, &mut tracer);
+    } else {
+        subtract::<false>(inner, cands, &mut detection, &mut work, &mut tracer);
+    }
+    tracer.stop_taking_in();
+    detection.traced = if lazy { work.queue.len() } else { cands.len() };
+    if lazy {
+        for (mark, &queued) in detection.marks.iter_mut().zip(&work.queued) {
+            if !queued {
+                *mark = VISITED;
+            }
+        }
+    }
+    drop(work);
     propagate(inner, cands, &mut detection.marks, &mut tracer);
     detection
+}
+
+/// Lazy tracing is used when fewer than one candidate in this many is
+/// flagged `DECREMENTED`.
+const LAZY_WHEN_FLAGGED_BELOW: usize = 4;
+
+/// The candidates a lazy subtraction traces, in order: the flagged ones
+/// first, then each candidate a traced one refers to, as it is found. (An
+/// eager one traces every candidate in order; both vectors stay empty.)
+struct TraceQueue {
+    queue: Vec<u32>,
+    /// Per candidate: in `queue` already.
+    queued: Vec<bool>,
+    lazy: bool,
+}
+
+impl TraceQueue {
+    /// Queues the candidates among `slots` not queued yet (lazy mode).
+    #[inline(always)]
+    fn queue_unseen(&mut self, slots: &[u32]) {
+        for &j in slots {
+            if let Some(queued) = self.queued.get_mut(j as usize) {
+                if !*queued {
+                    *queued = true;
+                    self.queue.push(j);
+                }
+            }
+        }
+    }
 }
 
 /// A candidate's first mark: its strong count, or [`ROOT`] for a count of
@@ -694,44 +816,46 @@ fn first_mark(strong: u32) -> u32 {
     }
 }
 
-/// Subtraction: lowers the mark of each candidate by the references other
-/// candidates report to it. A trace that is incomplete (a borrowed
+/// Subtraction: lowers the mark of each candidate by the references the
+/// queued candidates report to it. A trace that is incomplete (a borrowed
 /// RefCell) or panics makes its object a root: it keeps what it reaches,
 /// whose hidden references then look like references from outside. The
 /// edges a panicking trace reported before the panic are subtracted all
 /// the same. One unwind guard covers the loop (see [`for_each_guarded`]).
-/// Old objects taken in (see [`find_reachable`]) extend `cands` and the
-/// marks, and the loop runs until it has traced them too.
+/// Objects taken in (see [`find_reachable`]) extend `cands`, the marks and
+/// the queue, and the loop runs until it has traced every queued candidate.
 #[inline(never)]
-fn subtract(
+fn subtract<const LAZY: bool>(
     inner: &HeapInner,
     cands: &mut Vec<NonNull<TrackedHeader>>,
     detection: &mut Detection,
+    work: &mut TraceQueue,
     tracer: &mut Tracer<'_>,
 ) {
     let mut over_reported = Vec::new();
+    // The `next`th candidate to trace: from the queue, or simply the next one.
+    let nth = |work: &TraceQueue, cands: &Vec<NonNull<TrackedHeader>>, next: usize| {
+        if LAZY {
+            work.queue.get(next).map(|&i| i as usize)
+        } else {
+            (next < cands.len()).then_some(next)
+        }
+    };
     let mut next = 0;
-    while next < cands.len() {
+    while nth(work, cands, next).is_some() {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            while let Some(&header) = cands.get(next) {
-                let i = next;
+            while let Some(i) = nth(work, cands, next) {
                 next += 1;
-                let complete = trace_unguarded(header, tracer);
-                subtract_edges(&mut detection.marks, &mut over_reported, i, tracer.slots());
-                if tracer.reached_old() {
-                    take_old_reached(inner, cands, detection, &mut over_reported, i, tracer);
-                }
+                let complete = trace_unguarded(cands[i], tracer);
+                after_trace::<LAZY>(inner, cands, detection, &mut over_reported, work, i, tracer);
                 if !complete {
                     detection.marks[i] = ROOT;
                 }
             }
         }));
         if let Err(panic) = result {
-            let i = next - 1;
-            subtract_edges(&mut detection.marks, &mut over_reported, i, tracer.slots());
-            if tracer.reached_old() {
-                take_old_reached(inner, cands, detection, &mut over_reported, i, tracer);
-            }
+            let i = nth(work, cands, next - 1).expect("the candidate whose trace panicked");
+            after_trace::<LAZY>(inner, cands, detection, &mut over_reported, work, i, tracer);
             detection.marks[i] = ROOT;
             report_trace_panic(inner, cands[i], &*panic);
         }
@@ -741,21 +865,46 @@ fn subtract(
     }
 }
 
-/// Subtraction's step for the old objects of this heap that candidate `i`
-/// refers to and that are not candidates yet (the tracer keeps them, see
-/// [`Tracer::buffered`]): each joins the candidates and the work list at its
-/// first reference, then every reference is subtracted.
-#[cold]
-#[inline(never)]
-fn take_old_reached(
+/// Subtraction's step after candidate `i`'s trace: subtracts the references
+/// it reported, queues the candidates it reached (lazy mode) and takes in
+/// the old objects it reached (full collections).
+#[inline(always)]
+fn after_trace<const LAZY: bool>(
     inner: &HeapInner,
     cands: &mut Vec<NonNull<TrackedHeader>>,
     detection: &mut Detection,
     over_reported: &mut Vec<(usize, usize)>,
+    work: &mut TraceQueue,
     i: usize,
     tracer: &mut Tracer<'_>,
 ) {
-    for value in tracer.take_reached_old() {
+    subtract_edges(&mut detection.marks, over_reported, i, tracer.slots());
+    if LAZY {
+        work.queue_unseen(tracer.slots());
+    }
+    if tracer.reached_any() {
+        take_in_reached(inner, cands, detection, over_reported, work, i, tracer);
+    }
+}
+
+/// Subtraction's step for the old objects of this heap that candidate `i`
+/// refers to and that are not candidates yet (the tracer keeps them in a
+/// full collection, see [`Tracer::buffered`]): each joins the candidates,
+/// the work list and the trace queue at its first reference, then every
+/// reference is subtracted.
+#[cold]
+#[inline(never)]
+fn take_in_reached(
+    inner: &HeapInner,
+    cands: &mut Vec<NonNull<TrackedHeader>>,
+    detection: &mut Detection,
+    over_reported: &mut Vec<(usize, usize)>,
+    work: &mut TraceQueue,
+    i: usize,
+    tracer: &mut Tracer<'_>,
+) {
+    let mut reached = tracer.take_reached();
+    for &value in &reached {
         // SAFETY: the tracer kept only objects of this heap, whose releases
         // are queued while detection runs, so they are still allocated.
         let header = unsafe { object::tracked_header(value) };
@@ -764,7 +913,7 @@ fn take_old_reached(
         let j = if h.has(flags::COLLECTING) {
             // Taken in by an earlier reference.
             h.slot.get() as usize
-        } else if inner.with_gens(|gens| gens.take_old(header)) {
+        } else if inner.with_gens(|gens| gens.take_uncollected(header, GENERATIONS - 1)) {
             let j = cands.len();
             cands.push(header);
             inner.with_work(|work| work.push(Some(header)));
@@ -773,29 +922,47 @@ fn take_old_reached(
             detection.any_weak |= h.has(flags::HAS_WEAK);
             detection.any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
             detection.marks.push(first_mark(h.strong.get()));
+            if work.lazy {
+                work.queued.push(true);
+                work.queue.push(j as u32);
+            }
             j
         } else {
             continue;
         };
         subtract_edges(&mut detection.marks, over_reported, i, &[j as u32]);
     }
+    reached.clear();
+    tracer.give_back_reached(reached);
 }
 
-/// Whether the tracked object at `header`, referred to by a handle that a
-/// value being traced owns, is in the oldest generation of `inner` (and in
-/// no collection): what a full collection takes in when a candidate refers
-/// to it. Objects of other heaps are references from outside.
-pub(crate) fn is_old_of(inner: &HeapInner, header: NonNull<TrackedHeader>) -> bool {
-    // SAFETY: the caller's handle keeps the object allocated.
+/// Whether the tracked object at `header` is in one of the generations
+/// `0..=generation` of `inner` (and in no collection): what a generational
+/// collection takes in when a candidate refers to it. Objects of other heaps
+/// are references from outside.
+///
+/// # Safety
+/// `header` is a live tracked object, and no allocator call is in progress.
+pub(crate) unsafe fn is_uncollected_of(inner: &HeapInner, header: NonNull<TrackedHeader>, generation: usize) -> bool {
+    // SAFETY: the caller guarantees a live header.
     let h = unsafe { header.as_ref() };
-    if h.generation() != GENERATIONS - 1 || !object::is_old_slot(h.slot.get()) || h.has(flags::COLLECTING) {
+    if h.generation() > generation || h.slot.get() == NO_SLOT || h.has(flags::COLLECTING) {
         return false;
     }
-    // SAFETY: the object is live (see above); its block starts `offset`
-    // bytes before its value and has the vtable's layout; no allocator call
-    // is running (detection makes none).
+    // SAFETY: forwarded caller contract.
+    unsafe { belongs_to(inner, header) }
+}
+
+/// Whether the tracked object at `header` was allocated by `inner`'s allocator.
+///
+/// # Safety
+/// `header` is a live tracked object, and no allocator call is in progress.
+unsafe fn belongs_to(inner: &HeapInner, header: NonNull<TrackedHeader>) -> bool {
+    // SAFETY: the object is live, so its block is: it starts `offset` bytes
+    // before the value and has the vtable's layout; the caller guarantees
+    // that no allocator call is in progress.
     unsafe {
-        let layout = h.vtable().block_layout;
+        let layout = header.as_ref().vtable().block_layout;
         let offset = layout.align().max(size_of::<TrackedHeader>());
         let block = object::value_of(header).sub(offset);
         core::ptr::eq(Allocator::owner_data_of(block, layout).cast::<HeapInner>(), inner)
@@ -866,10 +1033,53 @@ fn subtract_edges(marks: &mut [u32], over_reported: &mut Vec<(usize, usize)>, i:
 const EDGE_BUFFER: usize = 64;
 
 /// Collects the edges of one object into `edges`; false if the trace was
-/// incomplete (or panicked).
+/// incomplete (or panicked). The addresses are only for comparing: a wrong
+/// `Trace` impl may have dropped a handle after reporting it, so a referent
+/// need not be allocated any more.
 pub(crate) fn trace_into(inner: &HeapInner, header: NonNull<TrackedHeader>, edges: &mut Vec<Edge>) -> bool {
     edges.clear();
     trace_with(inner, header, &mut Tracer::new(&mut |edge| edges.push(edge)))
+}
+
+/// Collects the headers of the tracked referents of one object that belong
+/// to `inner` into `out`, deciding while each handle is borrowed; false if
+/// the trace was incomplete (or panicked). With `inner.tracing` set, their
+/// releases are queued, so they stay allocated after the trace.
+fn trace_own_tracked(inner: &HeapInner, header: NonNull<TrackedHeader>, out: &mut Vec<NonNull<TrackedHeader>>) -> bool {
+    out.clear();
+    trace_with(
+        inner,
+        header,
+        &mut Tracer::new(&mut |edge| {
+            if let Some(value) = edge.tracked_value() {
+                // SAFETY: the edge is reported by a handle borrowed for this
+                // call, so its tracked referent is allocated.
+                let target = unsafe { object::tracked_header(value) };
+                // SAFETY: as above.
+                if unsafe { belongs_to(inner, target) } {
+                    out.push(target);
+                }
+            }
+        }),
+    )
+}
+
+/// New handles to the tracked referents of one object, made while each
+/// reporting handle is borrowed (so each referent is allocated then).
+pub(crate) fn trace_handles(inner: &HeapInner, header: NonNull<TrackedHeader>) -> Vec<AnyGc> {
+    let mut handles = Vec::new();
+    trace_with(
+        inner,
+        header,
+        &mut Tracer::new(&mut |edge| {
+            if let Some(value) = edge.tracked_value() {
+                // SAFETY: the edge is reported by a handle borrowed for this
+                // call, so its tracked referent is allocated.
+                handles.extend(unsafe { AnyGc::from_header(object::tracked_header(value)) });
+            }
+        }),
+    );
+    handles
 }
 
 /// Traces one object with `tracer` (reset first); false if the trace was

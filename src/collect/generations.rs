@@ -5,8 +5,9 @@
 //! Generations 0 and 1 are vectors of tracked object headers; every object
 //! knows its index (`slot`) and its generation (flag bits), so removing a
 //! dying object is a `swap_remove`. They are bounded by the thresholds, and
-//! a young collection takes them whole: its cost does not depend on the
-//! size of the old generation.
+//! a young collection takes them whole (tracing only what it must, see
+//! `algorithm::find_reachable`): its cost does not depend on the size of the
+//! old generation.
 //!
 //! # Old and permanent generations: no vector
 //!
@@ -16,7 +17,7 @@
 //! [`NO_SLOT`]). Only their numbers are kept. Promotion into generation 2
 //! sets the bits and counts; the death of an old object uncounts. When they
 //! are needed — a full collection (which takes only the old objects flagged
-//! `DECREMENTED`, and those they reach), `objects(Some(2))`, `referrers`,
+//! `DECREMENTED`, and those the candidates reach), `objects(Some(2))`, `referrers`,
 //! `freeze`/`unfreeze`, the incremental scan — they are found by walking
 //! the heap's allocator (`alloc::walk`) and keeping the blocks that hold a
 //! tracked object ([`object::tracked_in_block`]) that is in no running
@@ -150,7 +151,7 @@ impl Generations {
     /// generations are taken whole; of generation 2 (a full collection) only
     /// the objects flagged [`DECREMENTED`](flags::DECREMENTED), found by
     /// walking the heap: the collection takes the old objects they reach
-    /// as it finds them ([`take_old`](Self::take_old)).
+    /// as it finds them ([`take_uncollected`](Self::take_uncollected)).
     pub(crate) fn take(&mut self, allocator: &Allocator, generation: usize) -> Vec<NonNull<TrackedHeader>> {
         let mut taken = core::mem::take(&mut self.young[0]);
         if generation >= 1 {
@@ -180,18 +181,31 @@ impl Generations {
         taken
     }
 
-    /// Takes `header` out of generation 2 if it is there (and not part of
-    /// a running collection); returns whether it was. The caller has checked
-    /// that the object belongs to this heap.
-    pub(crate) fn take_old(&mut self, header: NonNull<TrackedHeader>) -> bool {
+    /// Takes `header` out of its generation if that is one of
+    /// `0..=generation` (and it is in no running collection); returns
+    /// whether it was. The caller has checked that the object belongs to
+    /// this heap.
+    pub(crate) fn take_uncollected(&mut self, header: NonNull<TrackedHeader>, generation: usize) -> bool {
         // SAFETY: callers pass live tracked headers.
         let h = unsafe { header.as_ref() };
-        let old = h.generation() == OLD && object::is_old_slot(h.slot.get()) && !h.has(flags::COLLECTING);
-        if old {
+        let slot = h.slot.get();
+        let gen = h.generation();
+        if gen > generation || slot == NO_SLOT || h.has(flags::COLLECTING) {
+            return false;
+        }
+        if gen == OLD {
+            if !object::is_old_slot(slot) {
+                return false;
+            }
             h.slot.set(NO_SLOT);
             self.old -= 1;
+            return true;
         }
-        old
+        if self.young[gen].get(slot as usize) != Some(&header) {
+            return false;
+        }
+        self.remove(header);
+        true
     }
 
     /// Takes generations 0 and 1 (an incremental step's young part).
@@ -311,7 +325,10 @@ impl Generations {
         self.count[0] = 0;
     }
 
-    /// Moves every frozen object back to the oldest generation.
+    /// Moves every frozen object back to the oldest generation, flagged
+    /// [`DECREMENTED`](flags::DECREMENTED): frozen objects count as
+    /// referenced from outside, so unfreezing can leave garbage that no
+    /// decrement flagged; the next full collection examines them all.
     pub(crate) fn unfreeze(&mut self, allocator: &Allocator) {
         if self.frozen == 0 {
             return;
@@ -322,13 +339,17 @@ impl Generations {
     }
 
     /// Moves every old-slot object of generation `from` to `to` (generation
-    /// 2 and the permanent one), marked visited; the caller fixes the counts.
+    /// 2 and the permanent one), marked visited, and flagged `DECREMENTED`
+    /// when it goes to generation 2; the caller fixes the counts.
     fn move_old(&self, allocator: &Allocator, from: usize, to: usize) {
         let visited = self.visited_slot();
         for_each_old(allocator, |_, h| {
             if h.generation() == from {
                 h.set_generation(to);
                 h.slot.set(visited);
+                if to == OLD {
+                    h.set(flags::DECREMENTED, true);
+                }
             }
         });
     }

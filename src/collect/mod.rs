@@ -23,10 +23,12 @@
 //!
 //! Objects live in three generations (`generations.rs`): new objects in 0,
 //! survivors of a collection move up one. Collecting generation *n* also
-//! collects the younger ones. A full collection's candidates are the young
-//! generations and, of the oldest, only the objects decremented since a full
-//! collection last examined them (flag `DECREMENTED`) plus the old objects
-//! they reach: an untouched old generation is not traced again. When to
+//! collects the younger ones. Only objects decremented since a full
+//! collection last examined them (flag `DECREMENTED`) can have become
+//! garbage, so a collection traces those and what they reach: the old
+//! generation's untouched objects are not even candidates of a full
+//! collection, and young objects built by moving handles into place are
+//! candidates that move up a generation without a trace. When to
 //! collect, and which generation, is up to a [`CollectorPolicy`]; the
 //! default, [`Generational`], is CPython's.
 

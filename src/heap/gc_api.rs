@@ -194,12 +194,9 @@ impl Heap {
         if !object.object_is_tracked() {
             return Vec::new();
         }
-        edges_of(self, object.object_value())
-            .into_iter()
-            .filter_map(|edge| edge.tracked_value())
-            // SAFETY: an edge is a live handle owned by a live value.
-            .filter_map(|value| unsafe { AnyGc::from_header(object::tracked_header(value)) })
-            .collect()
+        // SAFETY: the caller's handle keeps the tracked object alive.
+        let header = unsafe { object::tracked_header(object.object_value()) };
+        algorithm::trace_handles(self.inner(), header)
     }
 
     /// Whether the collector tracks the object (`gc.is_tracked()`): objects

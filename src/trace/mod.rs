@@ -30,8 +30,11 @@
 //! the code every `Trace` impl inlines per handle to a flag test and a store
 //! (no indirect call, and small enough that wrappers such as `RefCell`'s
 //! `trace` still inline into the per-type trace function). The buffer holds
-//! indices, never addresses, so nothing in it can dangle. Elsewhere a
-//! tracer hands each edge to a closure as it is reported.
+//! indices, never addresses, so nothing in it can dangle. (A full
+//! collection's tracer also keeps the addresses of old objects of its own
+//! heap that are not candidates yet; their releases are queued while it
+//! traces, so they stay allocated.) Elsewhere a tracer hands each edge to a
+//! closure as it is reported.
 //!
 //! # Shared ownership inside a value
 //!
@@ -210,15 +213,15 @@ pub struct Tracer<'a> {
     slots: Vec<u32>,
     /// Where an edge goes when `slots` is full: `None` to grow `slots`.
     visit: Option<&'a mut dyn FnMut(Edge)>,
-    /// For a full collection's buffering tracer: its heap. A referent that
-    /// is not a candidate but an old object of this heap is kept in
-    /// `reached_old` for the collector to take in (see
-    /// `collect::algorithm::is_old_of`).
-    old_of: Option<&'a HeapInner>,
-    /// The old objects of `old_of` reported since the collector last took
-    /// them (addresses of objects of the collecting heap, whose releases are
-    /// queued while detection runs, so they stay allocated).
-    reached_old: Vec<NonNull<u8>>,
+    /// For a generational collection's buffering tracer: its heap and the
+    /// oldest generation it collects. A referent that is not a candidate but
+    /// an object of this heap in a collected generation is kept in `reached`
+    /// for the collector to take in (see `collect::algorithm::is_uncollected_of`).
+    take_in: Option<(&'a HeapInner, usize)>,
+    /// The objects kept since the collector last took them (addresses of
+    /// objects of the collecting heap, whose releases are queued while
+    /// detection runs, so they stay allocated).
+    reached: Vec<NonNull<u8>>,
     incomplete: bool,
 }
 
@@ -228,8 +231,8 @@ impl<'a> Tracer<'a> {
         Tracer {
             slots: Vec::new(),
             visit: Some(visit),
-            old_of: None,
-            reached_old: Vec::new(),
+            take_in: None,
+            reached: Vec::new(),
             incomplete: false,
         }
     }
@@ -238,35 +241,43 @@ impl<'a> Tracer<'a> {
     /// referents that are candidates (in a buffer of `capacity` to start
     /// with), for the caller to read with [`slots`](Self::slots) after the
     /// trace. One buffering tracer serves many traces (see
-    /// [`reset`](Self::reset)). With `old_of` (a full collection), it also
-    /// keeps the referents that are old objects of that heap and not
-    /// candidates, for [`take_reached_old`](Self::take_reached_old).
-    pub(crate) fn buffered(capacity: usize, old_of: Option<&'a HeapInner>) -> Tracer<'a> {
+    /// [`reset`](Self::reset)). With `take_in` (a generational collection:
+    /// its heap and the oldest generation it collects), it also keeps the
+    /// referents that are objects of that heap in a collected generation and
+    /// not candidates, for [`take_reached`](Self::take_reached).
+    pub(crate) fn buffered(capacity: usize, take_in: Option<(&'a HeapInner, usize)>) -> Tracer<'a> {
         Tracer {
             slots: Vec::with_capacity(capacity.max(1)),
             visit: None,
-            old_of,
-            reached_old: Vec::new(),
+            take_in,
+            reached: Vec::new(),
             incomplete: false,
         }
     }
 
-    /// Whether old objects were kept since the last
-    /// [`take_reached_old`](Self::take_reached_old).
+    /// Whether objects were kept since the last
+    /// [`take_reached`](Self::take_reached).
     #[inline(always)]
-    pub(crate) fn reached_old(&self) -> bool {
-        !self.reached_old.is_empty()
+    pub(crate) fn reached_any(&self) -> bool {
+        !self.reached.is_empty()
     }
 
-    /// The old objects kept since the last call (see [`buffered`](Self::buffered)).
-    pub(crate) fn take_reached_old(&mut self) -> Vec<NonNull<u8>> {
-        core::mem::take(&mut self.reached_old)
+    /// The objects kept since the last call (see [`buffered`](Self::buffered)).
+    pub(crate) fn take_reached(&mut self) -> Vec<NonNull<u8>> {
+        core::mem::take(&mut self.reached)
     }
 
-    /// Stops keeping old objects (propagation needs only candidates).
-    pub(crate) fn stop_keeping_old(&mut self) {
-        self.old_of = None;
-        self.reached_old.clear();
+    /// Returns the (emptied) vector [`take_reached`](Self::take_reached)
+    /// gave, to keep its allocation.
+    pub(crate) fn give_back_reached(&mut self, reached: Vec<NonNull<u8>>) {
+        debug_assert!(reached.is_empty() && self.reached.is_empty());
+        self.reached = reached;
+    }
+
+    /// Stops keeping objects (propagation needs only candidates).
+    pub(crate) fn stop_taking_in(&mut self) {
+        self.take_in = None;
+        self.reached.clear();
     }
 
     /// Forgets the slots and the incompleteness of the previous trace.
@@ -329,8 +340,8 @@ impl<'a> Tracer<'a> {
                 let h = unsafe { crate::object::tracked_header(value).as_ref() };
                 if h.has(crate::object::flags::COLLECTING) {
                     self.slots.push(h.slot.get());
-                } else if self.old_of.is_some() {
-                    self.keep_if_old(value);
+                } else if self.take_in.is_some() {
+                    self.keep_if_collected(value);
                 }
             }
         } else {
@@ -352,19 +363,24 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    /// A full collection's referent outside the candidates: kept if it is
-    /// an old object of the collecting heap. Decided now, while the handle
-    /// being traced keeps it allocated: an object of another heap could be
-    /// freed by a (wrong) `Trace` impl that drops the handle after reporting
-    /// it, so its address is never kept.
+    /// A generational collection's referent outside the candidates: kept if
+    /// it is an object of the collecting heap in a collected generation.
+    /// Decided now, while the handle being traced keeps it allocated: an
+    /// object of another heap could be freed by a (wrong) `Trace` impl that
+    /// drops the handle after reporting it, so its address is never kept.
     #[cold]
     #[inline(never)]
-    fn keep_if_old(&mut self, value: NonNull<u8>) {
-        if let Some(inner) = self.old_of {
-            // SAFETY: `value` is the referent of a live handle (see `edge`).
-            let header = unsafe { crate::object::tracked_header(value) };
-            if crate::collect::algorithm::is_old_of(inner, header) {
-                self.reached_old.push(value);
+    fn keep_if_collected(&mut self, value: NonNull<u8>) {
+        if let Some((inner, generation)) = self.take_in {
+            // SAFETY: `value` is the referent of a handle borrowed for this
+            // call (see `edge`), so it is allocated; no allocator call runs
+            // during a trace's `edge`.
+            let collected = unsafe {
+                let header = crate::object::tracked_header(value);
+                crate::collect::algorithm::is_uncollected_of(inner, header, generation)
+            };
+            if collected {
+                self.reached.push(value);
             }
         }
     }
