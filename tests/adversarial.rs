@@ -609,83 +609,71 @@ fn a_limit_reached_inside_a_finalizer_is_an_error_there_and_the_collection_compl
     assert_eq!(heap.object_count(), 0);
 }
 
-/// A node of another heap: tracked (it may own a handle).
+/// The target of a wrong `Trace` impl's dropped handle: tracked (it may own
+/// a handle), counting its drops.
 #[derive(Trace)]
-struct Foreign {
-    _next: RefCell<Option<Gc<Foreign>>>,
+struct Target {
+    _next: RefCell<Option<Gc<Target>>>,
+    #[trace(skip)]
+    drops: Counter,
 }
 
-/// A wrong `Trace` impl: it reports its handle to an object of another heap,
-/// then drops that handle (the last one) while the trace still runs. That
-/// heap is not collecting, so the object is freed at once.
-struct DropsForeignWhileTracing {
-    foreign: RefCell<Option<Gc<Foreign>>>,
-    cycle: RefCell<Option<Gc<DropsForeignWhileTracing>>>,
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.drops.bump();
+    }
+}
+
+fn target(heap: &Heap, drops: &Counter) -> Gc<Target> {
+    heap.alloc(Target {
+        _next: RefCell::new(None),
+        drops: drops.clone(),
+    })
+}
+
+/// A wrong `Trace` impl: it reports its handle to a `Target`, then drops
+/// that handle (the last one) while the trace still runs. If the target's
+/// heap is not the one collecting, the target is freed at once; if it is,
+/// its release is queued.
+struct DropsWhileTracing {
+    target: RefCell<Option<Gc<Target>>>,
+    cycle: RefCell<Option<Gc<DropsWhileTracing>>>,
 }
 
 // SAFETY: deliberately wrong (drops a handle while tracing), to check that
 // the collector stays memory-safe.
-unsafe impl Trace for DropsForeignWhileTracing {
+unsafe impl Trace for DropsWhileTracing {
     fn trace(&self, tracer: &mut rcgc::Tracer<'_>) {
-        self.foreign.trace(tracer);
+        self.target.trace(tracer);
         self.cycle.trace(tracer);
-        if let Ok(mut foreign) = self.foreign.try_borrow_mut() {
-            drop(foreign.take());
+        if let Ok(mut target) = self.target.try_borrow_mut() {
+            drop(target.take());
         }
     }
+}
+
+/// A self-cycle of `DropsWhileTracing` on `heap` holding the only handle to
+/// `target`, made garbage (and flagged, so that it is traced).
+fn drops_while_tracing(heap: &Heap, target: Gc<Target>) {
+    let a = heap.alloc(DropsWhileTracing {
+        target: RefCell::new(Some(target)),
+        cycle: RefCell::new(None),
+    });
+    *a.cycle.borrow_mut() = Some(a.clone());
 }
 
 #[test]
 fn a_trace_dropping_a_reported_handle_to_another_heap_frees_it_and_the_collection_stays_sound() {
     let heap = Heap::new();
     let other = Heap::new();
-    let foreign = other.alloc(Foreign {
-        _next: RefCell::new(None),
-    });
+    let drops = Counter::default();
+    let foreign = target(&other, &drops);
     let weak = Gc::downgrade(&foreign);
-    let a = heap.alloc(DropsForeignWhileTracing {
-        foreign: RefCell::new(Some(foreign)),
-        cycle: RefCell::new(None),
-    });
-    *a.cycle.borrow_mut() = Some(a.clone());
-    drop(a);
+    drops_while_tracing(&heap, foreign);
     assert_eq!(heap.collect(), 1);
     assert!(weak.upgrade().is_none());
+    assert_eq!(drops.get(), 1);
     drop(other);
-}
-
-/// An object of this heap whose last handle a wrong `Trace` impl reports
-/// and then drops.
-#[derive(Trace)]
-struct Own {
-    _next: RefCell<Option<Gc<Own>>>,
-    #[trace(skip)]
-    drops: Counter,
-}
-
-impl Drop for Own {
-    fn drop(&mut self) {
-        self.drops.bump();
-    }
-}
-
-/// A wrong `Trace` impl: it reports its handle to an object of its own heap,
-/// then drops that handle (the last one) while the trace still runs.
-struct DropsOwnWhileTracing {
-    own: RefCell<Option<Gc<Own>>>,
-    cycle: RefCell<Option<Gc<DropsOwnWhileTracing>>>,
-}
-
-// SAFETY: deliberately wrong (drops a handle while tracing), to check that
-// the collector stays memory-safe.
-unsafe impl Trace for DropsOwnWhileTracing {
-    fn trace(&self, tracer: &mut rcgc::Tracer<'_>) {
-        self.own.trace(tracer);
-        self.cycle.trace(tracer);
-        if let Ok(mut own) = self.own.try_borrow_mut() {
-            drop(own.take());
-        }
-    }
 }
 
 /// The referent's release is queued (the heap is tracing), its count is 0,
@@ -696,27 +684,10 @@ unsafe impl Trace for DropsOwnWhileTracing {
 fn a_trace_dropping_a_reported_handle_of_its_own_heap_leaves_the_object_to_its_queued_release() {
     let heap = Heap::new();
     let drops = Counter::default();
-    let own = heap.alloc(Own {
-        _next: RefCell::new(None),
-        drops: drops.clone(),
-    });
-    let a = heap.alloc(DropsOwnWhileTracing {
-        own: RefCell::new(Some(own)),
-        cycle: RefCell::new(None),
-    });
-    *a.cycle.borrow_mut() = Some(a.clone());
-    drop(a.clone()); // flagged, so that it is traced
-    drop(a);
+    drops_while_tracing(&heap, target(&heap, &drops));
     heap.collect();
     assert_eq!(drops.get(), 1, "freed once, by its queued release");
-    let more: Vec<Gc<Own>> = (0..8)
-        .map(|_| {
-            heap.alloc(Own {
-                _next: RefCell::new(None),
-                drops: drops.clone(),
-            })
-        })
-        .collect();
+    let more: Vec<Gc<Target>> = (0..8).map(|_| target(&heap, &drops)).collect();
     assert_eq!(heap.object_count(), more.len());
     drop(more);
     assert_eq!(heap.object_count(), 0);
@@ -728,27 +699,13 @@ fn a_trace_dropping_a_reported_handle_of_its_own_heap_leaves_the_object_to_its_q
 /// freed object afterwards (Miri checks).
 #[test]
 fn an_incremental_step_tracing_a_handle_dropped_while_tracing_stays_sound() {
-    use rcgc::collect::{Action, CollectorPolicy, PolicyContext};
-    struct Steps;
-    impl CollectorPolicy for Steps {
-        fn poll_after(&self, _: &PolicyContext) -> Option<usize> {
-            None
-        }
-        fn on_allocation(&mut self, _: &PolicyContext) -> Action {
-            Action::Nothing
-        }
-        fn on_checkpoint(&mut self, _: &PolicyContext) -> Action {
-            Action::Step { budget: 100 }
-        }
-    }
-    let heap = Heap::with_policy(Steps);
+    let heap = Heap::with_policy(common::CheckpointSteps(100));
     let other = Heap::new();
-    let foreign = other.alloc(Foreign {
-        _next: RefCell::new(None),
-    });
+    let drops = Counter::default();
+    let foreign = target(&other, &drops);
     let weak = Gc::downgrade(&foreign);
-    let a = heap.alloc(DropsForeignWhileTracing {
-        foreign: RefCell::new(Some(foreign)),
+    let a = heap.alloc(DropsWhileTracing {
+        target: RefCell::new(Some(foreign)),
         cycle: RefCell::new(None),
     });
     heap.collect(); // `a` is old now, and still holds the foreign handle
@@ -759,6 +716,7 @@ fn an_incremental_step_tracing_a_handle_dropped_while_tracing_stays_sound() {
         heap.checkpoint();
     }
     assert!(weak.upgrade().is_none(), "the trace dropped the last handle");
+    assert_eq!(drops.get(), 1);
     drop(a);
     drop(other);
 }

@@ -23,6 +23,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use model::{Cb, Harness, Kind, Op, OP_KINDS};
 use proptest::prelude::*;
 
+mod common;
+
 // ---------------------------------------------------------------------------
 // Strategies.
 // ---------------------------------------------------------------------------
@@ -72,21 +74,8 @@ fn ops(collector: u32) -> impl Strategy<Value = Vec<Op>> {
     proptest::collection::vec(op(collector), 1..=if cfg!(miri) { 10 } else { 100 })
 }
 
-fn config() -> ProptestConfig {
-    let default = if cfg!(miri) { 3 } else { 1000 };
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(1000, 3))]
 
     /// Random operations of every kind keep the heap equal to the model.
     #[test]

@@ -9,11 +9,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use rcgc::collect::{Action, CollectorPolicy, PolicyContext};
 use rcgc::{AnyGc, Gc, GcPhase, Heap, Trace};
 
 mod common;
-use common::{size, Counter};
+use common::{size, CheckpointSteps, Counter};
 
 /// A 24-byte tracked node: 40 bytes in all.
 #[derive(Trace)]
@@ -353,28 +352,13 @@ fn a_full_collection_leaves_old_objects_of_other_heaps_alone() {
     assert_eq!(b.objects(Some(2)).unwrap().len(), 0);
 }
 
-/// Always an incremental step (for tests).
-struct Steps(usize);
-
-impl CollectorPolicy for Steps {
-    fn poll_after(&self, _: &PolicyContext) -> Option<usize> {
-        None
-    }
-    fn on_allocation(&mut self, _: &PolicyContext) -> Action {
-        Action::Nothing
-    }
-    fn on_checkpoint(&mut self, _: &PolicyContext) -> Action {
-        Action::Step { budget: self.0 }
-    }
-}
-
 #[test]
 fn incremental_steps_find_old_garbage_of_every_shape() {
     let heap = Heap::new();
     let drops = Counter::default();
     let n = size(300, 30);
     let (objects, leaves, _weaks) = old_heap(&heap, &drops, n);
-    heap.set_policy(Steps(size(50, 8)));
+    heap.set_policy(CheckpointSteps(size(50, 8)));
     heap.enable();
     let before = drops.get();
     drop(objects);
@@ -398,7 +382,7 @@ fn incremental_steps_find_old_garbage_of_every_shape() {
 
 #[test]
 fn incremental_steps_find_old_cycles_that_fit_their_budget() {
-    let heap = Heap::with_policy(Steps(size(64, 16)));
+    let heap = Heap::with_policy(CheckpointSteps(size(64, 16)));
     let drops = Counter::default();
     let cycles = size(200, 10);
     let mut pairs = Vec::new();

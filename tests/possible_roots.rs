@@ -30,6 +30,8 @@ use std::rc::Rc;
 use proptest::prelude::*;
 use rcgc::{Gc, Heap, Trace};
 
+mod common;
+
 /// The model's generation of frozen nodes (the permanent generation).
 const FROZEN: usize = 3;
 
@@ -265,21 +267,8 @@ impl Run {
     }
 }
 
-fn config() -> ProptestConfig {
-    let default = if cfg!(miri) { 4 } else { 1000 };
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(1000, 4))]
 
     /// Random moves, links, drops and collections of every generation:
     /// each collection frees what CPython's would, never a reachable node.

@@ -71,3 +71,34 @@ impl Counter {
         self.0.set(self.0.get() + 1);
     }
 }
+
+/// A policy that takes an incremental step of the given budget at every
+/// `Heap::checkpoint` and never collects on its own (for tests).
+pub struct CheckpointSteps(pub usize);
+
+impl rcgc::collect::CollectorPolicy for CheckpointSteps {
+    fn poll_after(&self, _: &rcgc::collect::PolicyContext) -> Option<usize> {
+        None
+    }
+    fn on_allocation(&mut self, _: &rcgc::collect::PolicyContext) -> rcgc::collect::Action {
+        rcgc::collect::Action::Nothing
+    }
+    fn on_checkpoint(&mut self, _: &rcgc::collect::PolicyContext) -> rcgc::collect::Action {
+        rcgc::collect::Action::Step { budget: self.0 }
+    }
+}
+
+/// Proptest's configuration for a suite: `cases` cases (`miri_cases` under
+/// Miri), or `PROPTEST_CASES` if set; no failure files.
+pub fn proptest_config(cases: u32, miri_cases: u32) -> proptest::test_runner::Config {
+    let default = if cfg!(miri) { miri_cases } else { cases };
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
