@@ -398,7 +398,7 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
             const FIXED_EDGES: bool = #fixed_edges;
             #finalizer
 
-            #[inline]
+            #[inline(always)]
             fn trace(&self, #tracer: &mut ::rcgc::Tracer<'_>) {
                 #body
             }

@@ -40,7 +40,7 @@
 //!   boundary needed to finish the collection; panics are reported on the
 //!   debug sink.
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::mem::size_of;
 use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -688,6 +688,9 @@ struct Detection {
     any_finalizer: bool,
     /// Candidates traced by subtraction (all of them, unless lazy).
     traced: usize,
+    /// (from, to) candidate pairs where `to`'s references outnumbered its
+    /// count (subtraction).
+    over_reported: Vec<(usize, usize)>,
 }
 
 /// A candidate's mark once it is known to be reachable from outside the
@@ -753,16 +756,32 @@ fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, co
         any_weak,
         any_finalizer,
         traced: 0,
+        over_reported: Vec::new(),
     };
-    let take_in = (collected == Some(GENERATIONS - 1)).then_some((inner, GENERATIONS - 1));
-    let mut tracer = Tracer::buffered(EDGE_BUFFER, take_in);
+    // A full collection's referents outside the candidates: the old objects
+    // of this heap among them are kept (decided while the handle is
+    // borrowed, their releases queued while detection runs) for
+    // `take_in_reached`.
+    let reached: RefCell<Vec<NonNull<u8>>> = RefCell::new(Vec::new());
+    let mut keep_old = |edge: Edge| {
+        if let Some(value) = edge.tracked_value() {
+            // SAFETY: the tracer reports the edge while the handle is
+            // borrowed, so the referent is allocated; no allocator call is
+            // in progress during a trace's report.
+            if unsafe { is_uncollected_of(inner, object::tracked_header(value), GENERATIONS - 1) } {
+                reached.borrow_mut().push(value);
+            }
+        }
+    };
+    let full = collected == Some(GENERATIONS - 1);
+    let mut tracer = Tracer::buffered(EDGE_BUFFER, if full { Some(&mut keep_old) } else { None });
     let mut work = TraceQueue { queue, queued, lazy };
     if lazy {
-        subtract::<true>(inner, cands, &mut detection, &mut work, &mut tracer);
+        subtract::<true>(inner, cands, &mut detection, &mut work, &mut tracer, &reached);
     } else {
-        subtract::<false>(inner, cands, &mut detection, &mut work, &mut tracer);
+        subtract::<false>(inner, cands, &mut detection, &mut work, &mut tracer, &reached);
     }
-    tracer.stop_taking_in();
+    tracer.forget_outside();
     detection.traced = if lazy { work.queue.len() } else { cands.len() };
     if lazy {
         for (mark, &queued) in detection.marks.iter_mut().zip(&work.queued) {
@@ -831,8 +850,8 @@ fn subtract<const LAZY: bool>(
     detection: &mut Detection,
     work: &mut TraceQueue,
     tracer: &mut Tracer<'_>,
+    reached: &RefCell<Vec<NonNull<u8>>>,
 ) {
-    let mut over_reported = Vec::new();
     // The `next`th candidate to trace: from the queue, or simply the next one.
     let nth = |work: &TraceQueue, cands: &Vec<NonNull<TrackedHeader>>, next: usize| {
         if LAZY {
@@ -847,7 +866,7 @@ fn subtract<const LAZY: bool>(
             while let Some(i) = nth(work, cands, next) {
                 next += 1;
                 let complete = trace_unguarded(cands[i], tracer);
-                after_trace::<LAZY>(inner, cands, detection, &mut over_reported, work, i, tracer);
+                after_trace::<LAZY>(inner, cands, detection, work, i, tracer, reached);
                 if !complete {
                     detection.marks[i] = ROOT;
                 }
@@ -855,12 +874,12 @@ fn subtract<const LAZY: bool>(
         }));
         if let Err(panic) = result {
             let i = nth(work, cands, next - 1).expect("the candidate whose trace panicked");
-            after_trace::<LAZY>(inner, cands, detection, &mut over_reported, work, i, tracer);
+            after_trace::<LAZY>(inner, cands, detection, work, i, tracer, reached);
             detection.marks[i] = ROOT;
             report_trace_panic(inner, cands[i], &*panic);
         }
     }
-    for (from, to) in over_reported {
+    for (from, to) in core::mem::take(&mut detection.over_reported) {
         report_over_reporting(inner, cands[from], cands[to]);
     }
 }
@@ -873,17 +892,17 @@ fn after_trace<const LAZY: bool>(
     inner: &HeapInner,
     cands: &mut Vec<NonNull<TrackedHeader>>,
     detection: &mut Detection,
-    over_reported: &mut Vec<(usize, usize)>,
     work: &mut TraceQueue,
     i: usize,
-    tracer: &mut Tracer<'_>,
+    tracer: &Tracer<'_>,
+    reached: &RefCell<Vec<NonNull<u8>>>,
 ) {
-    subtract_edges(&mut detection.marks, over_reported, i, tracer.slots());
+    subtract_edges(&mut detection.marks, &mut detection.over_reported, i, tracer.slots());
     if LAZY {
         work.queue_unseen(tracer.slots());
     }
-    if tracer.reached_any() {
-        take_in_reached(inner, cands, detection, over_reported, work, i, tracer);
+    if !reached.borrow().is_empty() {
+        take_in_reached(inner, cands, detection, work, i, reached);
     }
 }
 
@@ -898,13 +917,12 @@ fn take_in_reached(
     inner: &HeapInner,
     cands: &mut Vec<NonNull<TrackedHeader>>,
     detection: &mut Detection,
-    over_reported: &mut Vec<(usize, usize)>,
     work: &mut TraceQueue,
     i: usize,
-    tracer: &mut Tracer<'_>,
+    reached: &RefCell<Vec<NonNull<u8>>>,
 ) {
-    let mut reached = tracer.take_reached();
-    for &value in &reached {
+    let mut reached = reached.borrow_mut();
+    for &value in reached.iter() {
         // SAFETY: the tracer kept only objects of this heap, whose releases
         // are queued while detection runs, so they are still allocated.
         let header = unsafe { object::tracked_header(value) };
@@ -930,10 +948,9 @@ fn take_in_reached(
         } else {
             continue;
         };
-        subtract_edges(&mut detection.marks, over_reported, i, &[j as u32]);
+        subtract_edges(&mut detection.marks, &mut detection.over_reported, i, &[j as u32]);
     }
     reached.clear();
-    tracer.give_back_reached(reached);
 }
 
 /// Whether the tracked object at `header` is in one of the generations

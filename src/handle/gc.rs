@@ -399,7 +399,7 @@ pub(crate) unsafe fn alloc_unsized<T: Trace + ?Sized + 'static>(
 ///
 /// Invariant kept: an untracked object reaches only untracked objects, since
 /// its handles cannot change (`Gc::get_mut` tracks it again first).
-#[inline]
+#[inline(always)]
 fn refers_only_to_untracked<T: Trace>(value: &T) -> bool {
     let mut only_untracked = true;
     let mut visit = |edge: Edge| {

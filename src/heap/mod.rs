@@ -65,7 +65,7 @@ impl Heap {
     /// # Panics
     /// If the heap's memory limit is reached; use [`try_alloc`](Self::try_alloc)
     /// to get the error instead.
-    #[inline]
+    #[inline(always)]
     pub fn alloc<T: Trace + 'static>(&self, value: T) -> Gc<T> {
         self.try_alloc(value).unwrap_or_else(|err| gc::alloc_failed(err))
     }
@@ -83,7 +83,7 @@ impl Heap {
     /// assert!(err.to_string().contains("memory limit exceeded"));
     /// assert_eq!(a[0], 0); // earlier objects are intact
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn try_alloc<T: Trace + 'static>(&self, value: T) -> Result<Gc<T>, AllocError> {
         gc::alloc(self.inner(), value, false)
     }

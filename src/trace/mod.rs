@@ -47,8 +47,6 @@ mod impls;
 
 use core::ptr::NonNull;
 
-use crate::heap::inner::HeapInner;
-
 /// A value the cycle collector can look inside.
 ///
 /// Derive it with `#[derive(Trace)]`. Hand-written impls call
@@ -211,17 +209,11 @@ pub struct Tracer<'a> {
     /// collection (see [`Tracer::edge`]). A tracer made by [`Tracer::new`]
     /// keeps it empty with no capacity, so each edge goes to `visit`.
     slots: Vec<u32>,
-    /// Where an edge goes when `slots` is full: `None` to grow `slots`.
+    /// A tracer made by [`Tracer::new`]: where every edge goes. A buffering
+    /// tracer: where a strong edge to a tracked referent that is not a
+    /// candidate goes, if anywhere (a full collection takes in the old
+    /// objects of its heap among them); its `slots` grow when full.
     visit: Option<&'a mut dyn FnMut(Edge)>,
-    /// For a generational collection's buffering tracer: its heap and the
-    /// oldest generation it collects. A referent that is not a candidate but
-    /// an object of this heap in a collected generation is kept in `reached`
-    /// for the collector to take in (see `collect::algorithm::is_uncollected_of`).
-    take_in: Option<(&'a HeapInner, usize)>,
-    /// The objects kept since the collector last took them (addresses of
-    /// objects of the collecting heap, whose releases are queued while
-    /// detection runs, so they stay allocated).
-    reached: Vec<NonNull<u8>>,
     incomplete: bool,
 }
 
@@ -231,8 +223,6 @@ impl<'a> Tracer<'a> {
         Tracer {
             slots: Vec::new(),
             visit: Some(visit),
-            take_in: None,
-            reached: Vec::new(),
             incomplete: false,
         }
     }
@@ -241,43 +231,21 @@ impl<'a> Tracer<'a> {
     /// referents that are candidates (in a buffer of `capacity` to start
     /// with), for the caller to read with [`slots`](Self::slots) after the
     /// trace. One buffering tracer serves many traces (see
-    /// [`reset`](Self::reset)). With `take_in` (a generational collection:
-    /// its heap and the oldest generation it collects), it also keeps the
-    /// referents that are objects of that heap in a collected generation and
-    /// not candidates, for [`take_reached`](Self::take_reached).
-    pub(crate) fn buffered(capacity: usize, take_in: Option<(&'a HeapInner, usize)>) -> Tracer<'a> {
+    /// [`reset`](Self::reset)). Strong edges to tracked referents that are
+    /// not candidates go to `outside`, if given, while the handle is
+    /// borrowed.
+    pub(crate) fn buffered(capacity: usize, outside: Option<&'a mut dyn FnMut(Edge)>) -> Tracer<'a> {
         Tracer {
             slots: Vec::with_capacity(capacity.max(1)),
-            visit: None,
-            take_in,
-            reached: Vec::new(),
+            visit: outside,
             incomplete: false,
         }
     }
 
-    /// Whether objects were kept since the last
-    /// [`take_reached`](Self::take_reached).
-    #[inline(always)]
-    pub(crate) fn reached_any(&self) -> bool {
-        !self.reached.is_empty()
-    }
-
-    /// The objects kept since the last call (see [`buffered`](Self::buffered)).
-    pub(crate) fn take_reached(&mut self) -> Vec<NonNull<u8>> {
-        core::mem::take(&mut self.reached)
-    }
-
-    /// Returns the (emptied) vector [`take_reached`](Self::take_reached)
-    /// gave, to keep its allocation.
-    pub(crate) fn give_back_reached(&mut self, reached: Vec<NonNull<u8>>) {
-        debug_assert!(reached.is_empty() && self.reached.is_empty());
-        self.reached = reached;
-    }
-
-    /// Stops keeping objects (propagation needs only candidates).
-    pub(crate) fn stop_taking_in(&mut self) {
-        self.take_in = None;
-        self.reached.clear();
+    /// Stops reporting edges outside the candidates (a buffering tracer).
+    pub(crate) fn forget_outside(&mut self) {
+        debug_assert!(self.slots.capacity() > 0, "a buffering tracer");
+        self.visit = None;
     }
 
     /// Forgets the slots and the incompleteness of the previous trace.
@@ -340,8 +308,8 @@ impl<'a> Tracer<'a> {
                 let h = unsafe { crate::object::tracked_header(value).as_ref() };
                 if h.has(crate::object::flags::COLLECTING) {
                     self.slots.push(h.slot.get());
-                } else if self.take_in.is_some() {
-                    self.keep_if_collected(value);
+                } else if self.visit.is_some() {
+                    self.outside(value);
                 }
             }
         } else {
@@ -354,34 +322,23 @@ impl<'a> Tracer<'a> {
     /// `slots` grown. (The edge travels as scalars, so the fast path above
     /// never builds it in memory, and a visitor inlined into its caller
     /// still sees the edge it was given.)
-    #[inline]
+    #[inline(always)]
     fn edge_overflow(&mut self, ptr: NonNull<u8>, kind: u8) {
         let edge = Edge::join(ptr, kind);
         match &mut self.visit {
-            Some(visit) => visit(edge),
-            None => self.grow_and_report(edge),
+            // A visiting tracer (no buffer).
+            Some(visit) if self.slots.capacity() == 0 => visit(edge),
+            _ => self.grow_and_report(edge),
         }
     }
 
-    /// A generational collection's referent outside the candidates: kept if
-    /// it is an object of the collecting heap in a collected generation.
-    /// Decided now, while the handle being traced keeps it allocated: an
-    /// object of another heap could be freed by a (wrong) `Trace` impl that
-    /// drops the handle after reporting it, so its address is never kept.
+    /// A buffering tracer's strong edge to a tracked referent outside the
+    /// candidates, to `visit`, while the handle being traced is borrowed.
     #[cold]
     #[inline(never)]
-    fn keep_if_collected(&mut self, value: NonNull<u8>) {
-        if let Some((inner, generation)) = self.take_in {
-            // SAFETY: `value` is the referent of a handle borrowed for this
-            // call (see `edge`), so it is allocated; no allocator call runs
-            // during a trace's `edge`.
-            let collected = unsafe {
-                let header = crate::object::tracked_header(value);
-                crate::collect::algorithm::is_uncollected_of(inner, header, generation)
-            };
-            if collected {
-                self.reached.push(value);
-            }
+    fn outside(&mut self, value: NonNull<u8>) {
+        if let Some(visit) = &mut self.visit {
+            visit(Edge::Strong { value, tracked: true });
         }
     }
 
