@@ -10,9 +10,11 @@
 //!   buffering `Tracer`: the work-list slot of each referent that carries
 //!   `COLLECTING` (read from its header while the handle is borrowed, so the
 //!   buffer holds indices, never addresses that could dangle), no call per
-//!   edge. A full collection's tracer also keeps the addresses of old
-//!   objects of this heap outside the candidates (decided while the handle
-//!   is borrowed; their releases are queued, so they stay allocated). Detection reads the buffer after each trace, or pops it as the
+//!   edge. A full collection's tracer also hands referents outside the
+//!   candidates to a visitor that keeps the addresses of this heap's old
+//!   objects among them (decided while the handle is borrowed; their
+//!   releases are queued, so they stay allocated). Detection reads the
+//!   buffer after each trace, or pops it as the
 //!   stack of its depth-first walk. The edges a trace reported before it
 //!   panicked stay in the buffer and count, as they would have if each had
 //!   been handled when reported.

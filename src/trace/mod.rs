@@ -31,10 +31,11 @@
 //! (no indirect call, and small enough that wrappers such as `RefCell`'s
 //! `trace` still inline into the per-type trace function). The buffer holds
 //! indices, never addresses, so nothing in it can dangle. (A full
-//! collection's tracer also keeps the addresses of old objects of its own
-//! heap that are not candidates yet; their releases are queued while it
-//! traces, so they stay allocated.) Elsewhere a tracer hands each edge to a
-//! closure as it is reported.
+//! collection's tracer also hands each referent that is not a candidate to
+//! the collector's visitor while the handle is borrowed; the collector keeps
+//! the addresses of the old objects of its own heap among them, whose
+//! releases are queued while it traces, so they stay allocated.) Elsewhere a
+//! tracer hands each edge to a closure as it is reported.
 //!
 //! # Shared ownership inside a value
 //!
