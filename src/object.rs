@@ -391,6 +391,19 @@ pub(crate) unsafe fn leaf_header(value: NonNull<u8>) -> NonNull<LeafHeader> {
     unsafe { value.sub(size_of::<LeafHeader>()).cast() }
 }
 
+/// The start of the block of the tracked object at `header`, whose block
+/// has `layout`: the header ends where the value starts, and a value aligned
+/// to more than the header is preceded by padding
+/// (`ObjectKind::value_offset` for a type known only at run time).
+///
+/// # Safety
+/// `header` is a live tracked object whose block has `layout`.
+pub(crate) unsafe fn tracked_block(header: NonNull<TrackedHeader>, layout: Layout) -> NonNull<u8> {
+    let offset = layout.align().max(size_of::<TrackedHeader>());
+    // SAFETY: the block starts `offset` bytes before the value.
+    unsafe { value_of(header).sub(offset) }
+}
+
 /// The value address of a tracked object from its header.
 pub(crate) fn value_of(header: NonNull<TrackedHeader>) -> NonNull<u8> {
     // SAFETY: the value follows the header in the same block.

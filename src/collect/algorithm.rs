@@ -43,7 +43,6 @@
 //!   debug sink.
 
 use core::cell::{Cell, RefCell};
-use core::mem::size_of;
 use core::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -628,18 +627,18 @@ fn tear_down_work_list(inner: &HeapInner, found: usize) {
             inner.with_work(|work| work[index] = None);
             inner.live_objects.set(inner.live_objects.get() - 1);
             freed += 1;
+            // The object is dead (its value was dropped in pass 2), out of
+            // the work list, in no generation, and not queued (its count was
+            // not zero in pass 1, and nothing traces now): its block is not
+            // used again.
             let vtable = h.vtable();
-            let layout = vtable.block_layout;
-            let offset = layout.align().max(size_of::<TrackedHeader>());
-            // SAFETY: the object is dead (its value was dropped in pass 2),
-            // out of the work list, in no generation, and not queued (its
-            // count was not zero in pass 1, so no release was pending, and
-            // none can be queued now that nothing traces); its block starts
-            // `offset` bytes before the value and is not used again, and the
-            // vtable's size class is its layout's.
+            // SAFETY: a dead, unreferenced block of this heap (above), freed
+            // with its own layout and that layout's size class.
             unsafe {
-                let block = object::value_of(header).sub(offset);
-                inner.allocator.dealloc_in_class(block, layout, vtable.size_class)
+                let block = object::tracked_block(header, vtable.block_layout);
+                inner
+                    .allocator
+                    .dealloc_in_class(block, vtable.block_layout, vtable.size_class)
             };
         } else {
             // A `Drop` made a weak reference to it: the general release
@@ -977,13 +976,11 @@ pub(crate) unsafe fn is_uncollected_of(inner: &HeapInner, header: NonNull<Tracke
 /// # Safety
 /// `header` is a live tracked object, and no allocator call is in progress.
 unsafe fn belongs_to(inner: &HeapInner, header: NonNull<TrackedHeader>) -> bool {
-    // SAFETY: the object is live, so its block is: it starts `offset` bytes
-    // before the value and has the vtable's layout; the caller guarantees
-    // that no allocator call is in progress.
+    // SAFETY: the object is live, so its block (with the vtable's layout)
+    // is; the caller guarantees that no allocator call is in progress.
     unsafe {
         let layout = header.as_ref().vtable().block_layout;
-        let offset = layout.align().max(size_of::<TrackedHeader>());
-        let block = object::value_of(header).sub(offset);
+        let block = object::tracked_block(header, layout);
         core::ptr::eq(Allocator::owner_data_of(block, layout).cast::<HeapInner>(), inner)
     }
 }
