@@ -10,12 +10,12 @@
 //!   buffering `Tracer`: the work-list slot of each referent that carries
 //!   `COLLECTING` (read from its header while the handle is borrowed, so the
 //!   buffer holds indices, never addresses that could dangle), no call per
-//!   edge. A full collection's tracer also hands referents outside the
-//!   candidates to a visitor that keeps the addresses of this heap's old
-//!   objects among them (decided while the handle is borrowed; their
+//!   edge. A generational collection's tracer also hands referents outside
+//!   the candidates to a visitor that keeps the addresses of the objects of
+//!   this heap it takes in (decided while the handle is borrowed; their
 //!   releases are queued, so they stay allocated). Detection reads the
-//!   buffer after each trace, or pops it as the
-//!   stack of its depth-first walk. The edges a trace reported before it
+//!   buffer after each trace, or pops it as the stack of its depth-first
+//!   walk. The edges a trace reported before it
 //!   panicked stay in the buffer and count, as they would have if each had
 //!   been handled when reported.
 //! * Detection (`find_reachable`) runs no user code except `Trace` impls.
@@ -31,9 +31,10 @@
 //!   slot of a mark in a bounds-checked array; a wrong answer could make
 //!   detection wrong, never unsafe.)
 //! * A generational collection takes in an object of a collected generation
-//!   reached from a candidate only if it belongs to this heap (`is_uncollected_of`: its pool's or large block's
-//!   owner, decided while the reporting handle keeps it allocated), so the teardown never frees a block to another heap's
-//!   allocator; objects of other heaps are references from outside.
+//!   reached from a candidate only if it belongs to this heap (`takes_in`:
+//!   its pool's or large block's owner, decided while the reporting handle
+//!   keeps it allocated), so the teardown never frees a block to another
+//!   heap's allocator; objects of other heaps are references from outside.
 //! * Memory is freed only by a count reaching zero. Teardown marks a value
 //!   `DEAD` before dropping it; if a wrong `Trace` impl made the collector
 //!   tear down an object that a handle still reaches, the object stays
@@ -52,6 +53,8 @@ use crate::handle::weak::PendingCallbacks;
 use crate::handle::AnyGc;
 use crate::heap::inner::HeapInner;
 use crate::object::{self, flags, TrackedHeader, NO_SLOT, UNTRACKED_GEN};
+
+use super::generations::TakeIn;
 use crate::trace::{Edge, Tracer};
 
 use super::{DebugFlags, GcInfo, GcPhase, GENERATIONS};
@@ -275,11 +278,13 @@ pub(crate) struct SetOutcome {
 /// the caller); survivors go to generation `dest`.
 ///
 /// A generational collection of generations `0..=g` (`collected` is
-/// `Some(g)`) is given the objects of those generations flagged
-/// `DECREMENTED`; it takes in every object of this heap in those
-/// generations that a candidate reaches as it finds it (so the set is
-/// closed under references into the collected generations), and moves the
-/// young objects it never examined up a generation with the survivors. A
+/// `Some(g)`) is given the young generations whole and, if full, the old
+/// objects flagged `DECREMENTED`. When few of them are flagged
+/// ([`mostly_untouched`]), a generation-0 or full collection moves the
+/// unflagged ones to `dest` before detection ([`find_reachable`]). Either
+/// way it takes in every object of this heap that it did not make a
+/// candidate ([`TakeIn`]) that a candidate reaches, as it finds it (so the
+/// set is closed under references into the collected generations). A
 /// full collection's survivors lose the flag; other collections leave it
 /// alone, so an object decremented while young keeps it into the old
 /// generation. Incremental steps and the re-check after finalizers
@@ -295,23 +300,34 @@ pub(crate) fn collect_set(
     collected: Option<usize>,
 ) -> SetOutcome {
     let full = collected == Some(GENERATIONS - 1);
-    inner.with_work(|work| {
-        work.clear();
-        work.extend(cands.iter().map(|&header| Some(header)));
-    });
-
+    // A generation-1 collection moves its survivors into generation 2, where
+    // nothing would tell the ones it moved untraced from the others: it
+    // traces all its candidates.
+    let promote_untouched = collected.is_some_and(|generation| generation != 1) && mostly_untouched(&cands);
+    let take_in = match collected {
+        Some(generation) if generation == GENERATIONS - 1 => Some(TakeIn::AllGenerations),
+        Some(_) if promote_untouched => Some(TakeIn::Promoted {
+            generation: dest,
+            from: inner.with_gens(|gens| gens.sizes()[dest]),
+        }),
+        _ => None,
+    };
     // 2-3. Detection: no user code but Trace.
+    let promotion = Promotion {
+        dest,
+        decremented: if full { Decremented::Clear } else { Decremented::Keep },
+    };
     let detection = {
         let _tracing = FlagGuard::set(&inner.tracing);
-        find_reachable(inner, &mut cands, collected)
+        find_reachable(inner, &mut cands, promotion, take_in, promote_untouched)
     };
+    let untouched = detection.untouched;
 
-    let examined = detection.traced;
-    let decremented = if full { Decremented::Clear } else { Decremented::Keep };
-    let survivors = promote_reachable(inner, &cands, &detection.marks, dest, decremented);
+    let examined = cands.len();
+    let survivors = untouched + detection.promoted;
     // No release ran since the work list was filled (releases are queued
     // during detection), so every candidate not promoted is still there.
-    let mut found = cands.len() - survivors;
+    let mut found = examined + untouched - survivors;
     debug_assert_eq!(found, inner.with_work(|work| work.iter().flatten().count()));
     drop(cands);
     if found == 0 {
@@ -376,16 +392,19 @@ pub(crate) fn collect_set(
     // 6. Resurrection: finalizers may have made garbage reachable again.
     if ran_finalizers {
         let mut garbage: Vec<NonNull<TrackedHeader>> = inner.with_work(|work| work.drain(..).flatten().collect());
-        inner.with_work(|work| work.extend(garbage.iter().map(|&header| Some(header))));
-        let again = {
-            let _tracing = FlagGuard::set(&inner.tracing);
-            find_reachable(inner, &mut garbage, None)
-        };
         // The finalizers may have linked what they resurrected into new
         // structures by moving handles (with the temporary handle they were
         // given, which no caller drops): flag it all, so that a full
         // collection examines it again.
-        found = garbage.len() - promote_reachable(inner, &garbage, &again.marks, dest, Decremented::Set);
+        let promotion = Promotion {
+            dest,
+            decremented: Decremented::Set,
+        };
+        let again = {
+            let _tracing = FlagGuard::set(&inner.tracing);
+            find_reachable(inner, &mut garbage, promotion, None, false)
+        };
+        found = garbage.len() - again.promoted;
     }
     if inner.debug.get().contains(DebugFlags::COLLECTABLE) {
         inner.with_work(|work| {
@@ -461,38 +480,34 @@ enum Decremented {
     Set,
 }
 
-/// Moves the candidates that detection marked [`VISITED`] out of the
-/// collection into generation `dest` and out of the work list, updating
-/// their `DECREMENTED` flag as `decremented` says; returns how many.
-fn promote_reachable(
-    inner: &HeapInner,
-    cands: &[NonNull<TrackedHeader>],
-    marks: &[u32],
+/// Where detection moves the candidates it finds reachable.
+#[derive(Copy, Clone)]
+struct Promotion {
+    /// The generation they join.
     dest: usize,
+    /// What happens to their `DECREMENTED` flag.
     decremented: Decremented,
-) -> usize {
-    let (clear, set) = match decremented {
-        Decremented::Keep => (flags::COLLECTING, 0),
-        Decremented::Clear => (flags::COLLECTING | flags::DECREMENTED, 0),
-        Decremented::Set => (flags::COLLECTING, flags::DECREMENTED),
-    };
-    let mut promoted = 0;
-    inner.with_gens(|gens| {
-        inner.with_work(|work| {
-            for (index, _) in marks.iter().enumerate().filter(|(_, &mark)| mark == VISITED) {
-                let header = cands[index];
-                // SAFETY: candidates are live: releases were queued during
-                // detection, and released ones are no longer in the work list.
-                let h = unsafe { header.as_ref() };
-                h.set(clear, false);
-                h.set(set, true);
-                gens.push(dest, header);
-                work[index] = None;
-                promoted += 1;
-            }
-        })
-    });
-    promoted
+}
+
+impl Promotion {
+    /// Moves candidate `index` (`header`), just found reachable, out of the
+    /// collection into generation `dest` and out of the work list, updating
+    /// its `DECREMENTED` flag. Out of the collection it no longer has the
+    /// `COLLECTING` flag, so edges to it are not followed again.
+    #[inline(always)]
+    fn promote(self, inner: &HeapInner, index: usize, header: NonNull<TrackedHeader>) {
+        let (clear, set) = match self.decremented {
+            Decremented::Keep => (flags::COLLECTING, 0),
+            Decremented::Clear => (flags::COLLECTING | flags::DECREMENTED, 0),
+            Decremented::Set => (flags::COLLECTING, flags::DECREMENTED),
+        };
+        // SAFETY: candidates are live: releases are queued during detection.
+        let h = unsafe { header.as_ref() };
+        h.set(clear, false);
+        h.set(set, true);
+        inner.with_gens(|gens| gens.push(self.dest, header));
+        inner.with_work(|work| work[index] = None);
+    }
 }
 
 /// Marks the callback records owned by the garbage (the work list): those
@@ -687,8 +702,10 @@ struct Detection {
     any_weak: bool,
     /// Some candidate has a finalizer that has not run.
     any_finalizer: bool,
-    /// Candidates traced by subtraction (all of them, unless lazy).
-    traced: usize,
+    /// Objects a generational collection moved up untraced.
+    untouched: usize,
+    /// Candidates found reachable and moved to the destination generation.
+    promoted: usize,
     /// (from, to) candidate pairs where `to`'s references outnumbered its
     /// count (subtraction).
     over_reported: Vec<(usize, usize)>,
@@ -714,116 +731,106 @@ const ROOT: u32 = u32::MAX - 1;
 /// must mirror. The marks are one dense array, so the scans over them
 /// touch no object.
 ///
-/// A generational collection of generations `0..=g` (`collected` is
-/// `Some(g)`) where few candidates are flagged `DECREMENTED` traces
-/// lazily: only the flagged candidates and the candidates those reach. Every garbage group has a flagged member
-/// (see `docs/differences.md`), so a candidate never reached that way is
-/// part of no garbage: it is marked [`VISITED`] without a trace. A full
-/// collection is given only the flagged old objects; an old object of this
-/// heap that a traced candidate refers to joins the candidates (and the
-/// work list) at its first such reference, before that reference is
-/// subtracted, so every reference to it is subtracted and its own
-/// references are followed in turn.
-fn find_reachable(inner: &HeapInner, cands: &mut Vec<NonNull<TrackedHeader>>, collected: Option<usize>) -> Detection {
+/// With `promote_untouched_to` set to `Some(dest)` (a generational
+/// collection), the candidates not flagged `DECREMENTED` first move into
+/// generation `dest`, untraced, in the same step that enters the others:
+/// every garbage group has a flagged member (see `docs/differences.md`), so
+/// an unflagged object is garbage only if a flagged one reaches it. An
+/// object of this heap that `take_in` names (those moved, and a full
+/// collection's unflagged old objects) and that a traced candidate refers
+/// to joins the candidates (and the work list) at its first such
+/// reference, before that reference is subtracted, so every reference to it
+/// is subtracted and its own references are followed in turn. An object
+/// built by moving handles into place and left alone since is thus read
+/// once and never traced.
+fn find_reachable(
+    inner: &HeapInner,
+    cands: &mut Vec<NonNull<TrackedHeader>>,
+    promotion: Promotion,
+    take_in: Option<TakeIn>,
+    promote_untouched: bool,
+) -> Detection {
     let (mut any_weak, mut any_finalizer) = (false, false);
-    // Zeroed memory comes cheap, and the zipped loop checks no bounds.
-    let mut marks: Vec<u32> = vec![0; cands.len()];
-    let mut flagged: Vec<bool> = vec![false; cands.len()];
-    let mut flagged_count = 0;
-    for (index, ((mark, flagged), &header)) in marks.iter_mut().zip(flagged.iter_mut()).zip(cands.iter()).enumerate() {
-        // SAFETY: candidates stay allocated while `tracing` is set, because
-        // releases of tracked objects are queued.
-        let h = unsafe { header.as_ref() };
-        h.set(flags::COLLECTING, true);
-        h.slot.set(index as u32);
-        any_weak |= h.has(flags::HAS_WEAK);
-        any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
-        *mark = first_mark(h.strong.get());
-        *flagged = h.has(flags::DECREMENTED);
-        flagged_count += usize::from(*flagged);
-    }
-    // Lazy tracing pays a queue per traced object: worth it only when most
-    // candidates are not flagged (objects built by moving handles into
-    // place, untouched since).
-    let lazy = collected.is_some() && flagged_count * LAZY_WHEN_FLAGGED_BELOW < cands.len();
-    let (queue, queued) = if lazy {
-        let queue = (0..cands.len() as u32).filter(|&i| flagged[i as usize]).collect();
-        (queue, flagged)
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let mut marks: Vec<u32> = Vec::with_capacity(cands.len());
+    let mut untouched = 0;
+    inner.with_gens(|gens| {
+        cands.retain(|&header| {
+            // SAFETY: candidates stay allocated while `tracing` is set,
+            // because releases of tracked objects are queued.
+            let h = unsafe { header.as_ref() };
+            if promote_untouched && !h.has(flags::DECREMENTED) {
+                gens.push(promotion.dest, header);
+                untouched += 1;
+                return false;
+            }
+            h.set(flags::COLLECTING, true);
+            h.slot.set(marks.len() as u32);
+            any_weak |= h.has(flags::HAS_WEAK);
+            any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
+            marks.push(first_mark(h.strong.get()));
+            true
+        })
+    });
+    inner.with_work(|work| {
+        work.clear();
+        work.extend(cands.iter().map(|&header| Some(header)));
+    });
     let mut detection = Detection {
         marks,
         any_weak,
         any_finalizer,
-        traced: 0,
+        untouched,
+        promoted: 0,
         over_reported: Vec::new(),
     };
-    // A full collection's referents outside the candidates: the old objects
-    // of this heap among them are kept (decided while the handle is
-    // borrowed, their releases queued while detection runs) for
-    // `take_in_reached`.
+    // A generational collection's referents outside the candidates: those
+    // `take_in` names are kept (decided while the handle is borrowed, their
+    // releases queued while detection runs) for `take_in_reached`.
     let reached: RefCell<Vec<NonNull<u8>>> = RefCell::new(Vec::new());
-    let mut keep_old = |edge: Edge| {
-        if let Some(value) = edge.tracked_value() {
+    let mut keep_taken_in = |edge: Edge| {
+        if let (Some(value), Some(take_in)) = (edge.tracked_value(), take_in) {
             // SAFETY: the tracer reports the edge while the handle is
             // borrowed, so the referent is allocated; no allocator call is
             // in progress during a trace's report.
-            if unsafe { is_uncollected_of(inner, object::tracked_header(value), GENERATIONS - 1) } {
+            if unsafe { takes_in(inner, object::tracked_header(value), take_in) } {
                 reached.borrow_mut().push(value);
             }
         }
     };
-    let full = collected == Some(GENERATIONS - 1);
-    let mut tracer = Tracer::buffered(EDGE_BUFFER, if full { Some(&mut keep_old) } else { None });
-    let mut work = TraceQueue { queue, queued, lazy };
-    if lazy {
-        subtract::<true>(inner, cands, &mut detection, &mut work, &mut tracer, &reached);
+    let outside: Option<&mut dyn FnMut(Edge)> = if take_in.is_some() {
+        Some(&mut keep_taken_in)
     } else {
-        subtract::<false>(inner, cands, &mut detection, &mut work, &mut tracer, &reached);
-    }
+        None
+    };
+    let mut tracer = Tracer::buffered(EDGE_BUFFER, outside);
+    subtract(inner, cands, &mut detection, &mut tracer, &reached, take_in);
     tracer.forget_outside();
-    detection.traced = if lazy { work.queue.len() } else { cands.len() };
-    if lazy {
-        for (mark, &queued) in detection.marks.iter_mut().zip(&work.queued) {
-            if !queued {
-                *mark = VISITED;
-            }
-        }
-    }
-    drop(work);
-    propagate(inner, cands, &mut detection.marks, &mut tracer);
+    detection.promoted = propagate(inner, cands, &mut detection.marks, &mut tracer, promotion);
     detection
 }
 
-/// Lazy tracing is used when fewer than one candidate in this many is
-/// flagged `DECREMENTED`.
-const LAZY_WHEN_FLAGGED_BELOW: usize = 4;
-
-/// The candidates a lazy subtraction traces, in order: the flagged ones
-/// first, then each candidate a traced one refers to, as it is found. (An
-/// eager one traces every candidate in order; both vectors stay empty.)
-struct TraceQueue {
-    queue: Vec<u32>,
-    /// Per candidate: in `queue` already.
-    queued: Vec<bool>,
-    lazy: bool,
-}
-
-impl TraceQueue {
-    /// Queues the candidates among `slots` not queued yet (lazy mode).
-    #[inline(always)]
-    fn queue_unseen(&mut self, slots: &[u32]) {
-        for &j in slots {
-            if let Some(queued) = self.queued.get_mut(j as usize) {
-                if !*queued {
-                    *queued = true;
-                    self.queue.push(j);
-                }
-            }
-        }
+/// Whether fewer than one in [`UNTOUCHED_WHEN_FLAGGED_BELOW`] of `cands` is
+/// flagged `DECREMENTED`, judging from at most [`FLAG_SAMPLE`] of them
+/// spread evenly over the list. Moving the unflagged candidates up untraced
+/// then pays: most of them were built by moving handles into place and are
+/// reached by no flagged one. Where many are flagged, the unflagged ones
+/// are mostly reached (a 2-cycle built as `x.a = y` flags `x` alone), and
+/// taking each back in, out of order, would cost more than tracing it.
+fn mostly_untouched(cands: &[NonNull<TrackedHeader>]) -> bool {
+    let step = (cands.len() / FLAG_SAMPLE).max(1);
+    let (mut seen, mut flagged) = (0, 0);
+    for header in cands.iter().step_by(step) {
+        seen += 1;
+        // SAFETY: the caller took the candidates out of live generations.
+        flagged += usize::from(unsafe { header.as_ref() }.has(flags::DECREMENTED));
     }
+    flagged * UNTOUCHED_WHEN_FLAGGED_BELOW < seen
 }
+
+/// See [`mostly_untouched`].
+const UNTOUCHED_WHEN_FLAGGED_BELOW: usize = 4;
+/// See [`mostly_untouched`].
+const FLAG_SAMPLE: usize = 64;
 
 /// A candidate's first mark: its strong count, or [`ROOT`] for a count of
 /// zero (a release queued while tracing: leave it be) or one too large.
@@ -837,45 +844,38 @@ fn first_mark(strong: u32) -> u32 {
 }
 
 /// Subtraction: lowers the mark of each candidate by the references the
-/// queued candidates report to it. A trace that is incomplete (a borrowed
+/// other candidates report to it. A trace that is incomplete (a borrowed
 /// RefCell) or panics makes its object a root: it keeps what it reaches,
 /// whose hidden references then look like references from outside. The
 /// edges a panicking trace reported before the panic are subtracted all
-/// the same. One unwind guard covers the loop (see [`for_each_guarded`]).
-/// Objects taken in (see [`find_reachable`]) extend `cands`, the marks and
-/// the queue, and the loop runs until it has traced every queued candidate.
+/// the same. One unwind guard covers the loop (see `for_each_guarded`).
+/// Objects taken in (see [`find_reachable`]) extend `cands` and the marks,
+/// and the loop runs until it has traced every candidate.
 #[inline(never)]
-fn subtract<const LAZY: bool>(
+fn subtract(
     inner: &HeapInner,
     cands: &mut Vec<NonNull<TrackedHeader>>,
     detection: &mut Detection,
-    work: &mut TraceQueue,
     tracer: &mut Tracer<'_>,
     reached: &RefCell<Vec<NonNull<u8>>>,
+    take_in: Option<TakeIn>,
 ) {
-    // The `next`th candidate to trace: from the queue, or simply the next one.
-    let nth = |work: &TraceQueue, cands: &Vec<NonNull<TrackedHeader>>, next: usize| {
-        if LAZY {
-            work.queue.get(next).map(|&i| i as usize)
-        } else {
-            (next < cands.len()).then_some(next)
-        }
-    };
     let mut next = 0;
-    while nth(work, cands, next).is_some() {
+    while next < cands.len() {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            while let Some(i) = nth(work, cands, next) {
+            while next < cands.len() {
+                let i = next;
                 next += 1;
                 let complete = trace_unguarded(cands[i], tracer);
-                after_trace::<LAZY>(inner, cands, detection, work, i, tracer, reached);
+                after_trace(inner, cands, detection, i, tracer, reached, take_in);
                 if !complete {
                     detection.marks[i] = ROOT;
                 }
             }
         }));
         if let Err(panic) = result {
-            let i = nth(work, cands, next - 1).expect("the candidate whose trace panicked");
-            after_trace::<LAZY>(inner, cands, detection, work, i, tracer, reached);
+            let i = next - 1;
+            after_trace(inner, cands, detection, i, tracer, reached, take_in);
             detection.marks[i] = ROOT;
             report_trace_panic(inner, cands[i], &*panic);
         }
@@ -886,41 +886,38 @@ fn subtract<const LAZY: bool>(
 }
 
 /// Subtraction's step after candidate `i`'s trace: subtracts the references
-/// it reported, queues the candidates it reached (lazy mode) and takes in
-/// the old objects it reached (full collections).
+/// it reported and takes in the objects it reached that `take_in` names.
 #[inline(always)]
-fn after_trace<const LAZY: bool>(
+fn after_trace(
     inner: &HeapInner,
     cands: &mut Vec<NonNull<TrackedHeader>>,
     detection: &mut Detection,
-    work: &mut TraceQueue,
     i: usize,
     tracer: &Tracer<'_>,
     reached: &RefCell<Vec<NonNull<u8>>>,
+    take_in: Option<TakeIn>,
 ) {
     subtract_edges(&mut detection.marks, &mut detection.over_reported, i, tracer.slots());
-    if LAZY {
-        work.queue_unseen(tracer.slots());
-    }
-    if !reached.borrow().is_empty() {
-        take_in_reached(inner, cands, detection, work, i, reached);
+    if let Some(take_in) = take_in {
+        if !reached.borrow().is_empty() {
+            take_in_reached(inner, cands, detection, i, reached, take_in);
+        }
     }
 }
 
-/// Subtraction's step for the old objects of this heap that candidate `i`
-/// refers to and that are not candidates yet (the tracer keeps them in a
-/// full collection, see [`Tracer::buffered`]): each joins the candidates,
-/// the work list and the trace queue at its first reference, then every
-/// reference is subtracted.
+/// Subtraction's step for the objects that candidate `i` refers to, that
+/// `take_in` names and that are not candidates yet (the tracer keeps them,
+/// see [`Tracer::buffered`]): each joins the candidates and the work list
+/// at its first reference, then every reference is subtracted.
 #[cold]
 #[inline(never)]
 fn take_in_reached(
     inner: &HeapInner,
     cands: &mut Vec<NonNull<TrackedHeader>>,
     detection: &mut Detection,
-    work: &mut TraceQueue,
     i: usize,
     reached: &RefCell<Vec<NonNull<u8>>>,
+    take_in: TakeIn,
 ) {
     let mut reached = reached.borrow_mut();
     for &value in reached.iter() {
@@ -932,7 +929,7 @@ fn take_in_reached(
         let j = if h.has(flags::COLLECTING) {
             // Taken in by an earlier reference.
             h.slot.get() as usize
-        } else if inner.with_gens(|gens| gens.take_uncollected(header, GENERATIONS - 1)) {
+        } else if inner.with_gens(|gens| gens.take_in(header, take_in)) {
             let j = cands.len();
             cands.push(header);
             inner.with_work(|work| work.push(Some(header)));
@@ -941,10 +938,6 @@ fn take_in_reached(
             detection.any_weak |= h.has(flags::HAS_WEAK);
             detection.any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
             detection.marks.push(first_mark(h.strong.get()));
-            if work.lazy {
-                work.queued.push(true);
-                work.queue.push(j as u32);
-            }
             j
         } else {
             continue;
@@ -954,17 +947,17 @@ fn take_in_reached(
     reached.clear();
 }
 
-/// Whether the tracked object at `header` is in one of the generations
-/// `0..=generation` of `inner` (and in no collection): what a generational
-/// collection takes in when a candidate refers to it. Objects of other heaps
-/// are references from outside.
+/// Whether a generational collection takes in the tracked object at
+/// `header` when a candidate refers to it: it is one that `take_in` names,
+/// in no collection, and of `inner`. Objects of other heaps are references
+/// from outside.
 ///
 /// # Safety
 /// `header` is a live tracked object, and no allocator call is in progress.
-pub(crate) unsafe fn is_uncollected_of(inner: &HeapInner, header: NonNull<TrackedHeader>, generation: usize) -> bool {
+unsafe fn takes_in(inner: &HeapInner, header: NonNull<TrackedHeader>, take_in: TakeIn) -> bool {
     // SAFETY: the caller guarantees a live header.
     let h = unsafe { header.as_ref() };
-    if h.generation() > generation || h.slot.get() == NO_SLOT || h.has(flags::COLLECTING) {
+    if h.slot.get() == NO_SLOT || h.has(flags::COLLECTING) || !take_in.names(h) {
         return false;
     }
     // SAFETY: forwarded caller contract.
@@ -987,16 +980,25 @@ unsafe fn belongs_to(inner: &HeapInner, header: NonNull<TrackedHeader>) -> bool 
 
 /// Propagation: a scan of the marks for candidates still above zero, each
 /// the start of a depth-first walk that marks [`VISITED`] what it reaches.
-/// Every candidate is traced at most once here, when it is marked. The
-/// tracer's buffer is the walk's stack: a trace appends the slots of the
-/// candidates the object refers to, and the walk pops them one by one until
-/// the buffer is empty. The slots a panicking trace reported before the
-/// panic stay in the buffer and are followed.
+/// Every candidate is traced at most once here, when it is marked, and
+/// moves out of the collection (`promotion`) right before its trace, while
+/// its header is at hand. The tracer's buffer is the walk's stack: a trace
+/// appends the slots of the candidates the object refers to, and the walk
+/// pops them one by one until the buffer is empty. The slots a panicking
+/// trace reported before the panic stay in the buffer and are followed.
+/// Returns how many candidates moved.
 #[inline(never)]
-fn propagate(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &mut [u32], tracer: &mut Tracer<'_>) {
+fn propagate(
+    inner: &HeapInner,
+    cands: &[NonNull<TrackedHeader>],
+    marks: &mut [u32],
+    tracer: &mut Tracer<'_>,
+    promotion: Promotion,
+) -> usize {
     tracer.reset();
     let mut next = 0;
     let mut current = 0;
+    let mut promoted = 0;
     loop {
         let result = catch_unwind(AssertUnwindSafe(|| loop {
             while let Some(j) = tracer.pop_slot() {
@@ -1005,6 +1007,8 @@ fn propagate(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &mut [u
                 if *mark != VISITED {
                     *mark = VISITED;
                     current = j;
+                    promotion.promote(inner, j, cands[j]);
+                    promoted += 1;
                     trace_appending(cands[j], tracer);
                 }
             }
@@ -1015,6 +1019,8 @@ fn propagate(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &mut [u
             }
             *mark = VISITED;
             current = next - 1;
+            promotion.promote(inner, current, cands[current]);
+            promoted += 1;
             trace_appending(cands[current], tracer);
         }));
         match result {
@@ -1022,6 +1028,7 @@ fn propagate(inner: &HeapInner, cands: &[NonNull<TrackedHeader>], marks: &mut [u
             Err(panic) => report_trace_panic(inner, cands[current], &*panic),
         }
     }
+    promoted
 }
 
 /// Subtraction's step for the edges of candidate `i` (the slots of the

@@ -52,6 +52,40 @@ const KEPT_CAPACITY: usize = 4096;
 /// The oldest generation.
 pub(crate) const OLD: usize = GENERATIONS - 1;
 
+/// The objects outside its candidates that a generational collection takes
+/// in when a candidate refers to them (`collect::algorithm`): those of the
+/// generations it collects that it did not make candidates.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum TakeIn {
+    /// A full collection: the objects of every generation but the permanent
+    /// one (the old objects not flagged `DECREMENTED`, and the young ones it
+    /// moved into generation 2 untraced).
+    AllGenerations,
+    /// A young collection: the objects it moved into young generation
+    /// `generation` untraced, which it appended to its vector from index
+    /// `from` on. (Removing one of them moves another of them into its
+    /// place, so they keep the indexes from `from` on.)
+    Promoted {
+        /// The young generation the collection's survivors move to.
+        generation: usize,
+        /// That generation's size when the collection began.
+        from: usize,
+    },
+}
+
+impl TakeIn {
+    /// Whether `h` (a live tracked object in a generation) is one of the
+    /// objects named.
+    pub(crate) fn names(self, h: &TrackedHeader) -> bool {
+        match self {
+            TakeIn::AllGenerations => h.generation() <= OLD,
+            TakeIn::Promoted { generation, from } => {
+                h.generation() == generation && !object::is_old_slot(h.slot.get()) && h.slot.get() as usize >= from
+            }
+        }
+    }
+}
+
 /// The vectors and counters.
 pub(crate) struct Generations {
     /// Generations 0 and 1.
@@ -151,7 +185,7 @@ impl Generations {
     /// generations are taken whole; of generation 2 (a full collection) only
     /// the objects flagged [`DECREMENTED`](flags::DECREMENTED), found by
     /// walking the heap: the collection takes the old objects they reach
-    /// as it finds them ([`take_uncollected`](Self::take_uncollected)).
+    /// as it finds them ([`take_in`](Self::take_in)).
     pub(crate) fn take(&mut self, allocator: &Allocator, generation: usize) -> Vec<NonNull<TrackedHeader>> {
         let mut taken = core::mem::take(&mut self.young[0]);
         if generation >= 1 {
@@ -181,16 +215,15 @@ impl Generations {
         taken
     }
 
-    /// Takes `header` out of its generation if that is one of
-    /// `0..=generation` (and it is in no running collection); returns
-    /// whether it was. The caller has checked that the object belongs to
-    /// this heap.
-    pub(crate) fn take_uncollected(&mut self, header: NonNull<TrackedHeader>, generation: usize) -> bool {
+    /// Takes `header` out of its generation if `take_in` names it (and it is
+    /// in no running collection); returns whether it did. The caller has
+    /// checked that the object belongs to this heap.
+    pub(crate) fn take_in(&mut self, header: NonNull<TrackedHeader>, take_in: TakeIn) -> bool {
         // SAFETY: callers pass live tracked headers.
         let h = unsafe { header.as_ref() };
         let slot = h.slot.get();
         let gen = h.generation();
-        if gen > generation || slot == NO_SLOT || h.has(flags::COLLECTING) {
+        if slot == NO_SLOT || h.has(flags::COLLECTING) || !take_in.names(h) {
             return false;
         }
         if gen == OLD {

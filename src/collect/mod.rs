@@ -27,8 +27,8 @@
 //! collection last examined them (flag `DECREMENTED`) can have become
 //! garbage, so a collection traces those and what they reach: the old
 //! generation's untouched objects are not even candidates of a full
-//! collection, and young objects built by moving handles into place are
-//! candidates that move up a generation without a trace. When to
+//! collection, and young objects built by moving handles into place move
+//! up a generation before detection, read once and never traced. When to
 //! collect, and which generation, is up to a [`CollectorPolicy`]; the
 //! default, [`Generational`], is CPython's.
 
