@@ -23,7 +23,11 @@
 //! Criterion runs depth 18: one warm-up run, then 10 samples of one run each
 //! (flat sampling; criterion warns "Unable to complete 10 samples", which is
 //! expected). Depth 20 (about 4.5x the work of depth 18) is one timed run per
-//! contender outside criterion, printed as its own table.
+//! contender outside criterion, printed as its own table. After criterion,
+//! rcgc, `Rc` and bumpalo run depth 18 again in 5 interleaved rounds (one
+//! run of each per round), and a third table gives their medians and the
+//! targets' verdicts on them: criterion times one contender after the
+//! other, so a change of load on a shared 2-core VM moves its ratios.
 //!
 //! Contenders (criterion function names), each with the same tree code shape
 //! (`Node { left: Option<P<Node>>, right: Option<P<Node>> }`):
@@ -743,6 +747,64 @@ fn print_depth20_table(local: &[(&str, f64)]) {
     );
 }
 
+/// Rounds of the interleaved depth-18 comparison.
+const ROUNDS: usize = 5;
+
+/// The contenders of the interleaved comparison: rcgc and the baselines of
+/// its two targets.
+const INTERLEAVED: [&str; 3] = ["rcgc", BASELINE, "bumpalo"];
+
+/// [`ROUNDS`] rounds of one depth-18 run of each of [`INTERLEAVED`] in turn;
+/// the median ns per node of each, in that order. Criterion runs one
+/// contender after the other, so a change of machine load during the run (a
+/// 2-core VM shares its host) moves the ratios between them; alternating
+/// them spreads it over all three.
+fn interleaved_depth18() -> [f64; 3] {
+    let programs = INTERLEAVED.map(|name| {
+        local_contenders()
+            .into_iter()
+            .find(|&(n, _)| n == name)
+            .map(|(_, program)| program)
+            .expect("a local contender")
+    });
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (t, program) in times.iter_mut().zip(programs) {
+            t.push(trees::single_run_ns_per_node(DEPTH, program));
+        }
+    }
+    times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    })
+}
+
+/// The interleaved comparison's table and the targets' verdicts on it.
+fn print_interleaved(medians: [f64; 3]) {
+    let values: Vec<(&str, Option<f64>)> = INTERLEAVED.iter().copied().zip(medians.map(Some)).collect();
+    let rows: Vec<Vec<String>> = values
+        .iter()
+        .map(|&(name, ns)| {
+            let ns = ns.expect("measured");
+            vec![
+                name.to_string(),
+                common::format_ns(ns),
+                common::format_ratio(ns, Some(medians[1])),
+            ]
+        })
+        .collect();
+    let notes = vec![
+        target_line("Rc", ratio_of("rcgc", BASELINE, &values), TARGET_VS_RC),
+        target_line("bumpalo", ratio_of("rcgc", "bumpalo", &values), TARGET_VS_BUMP),
+    ];
+    common::print_table(
+        &format!("{GROUP}, {ROUNDS} interleaved rounds (median ns per node; lower is faster)"),
+        &["contender", "ns/node", &format!("vs {BASELINE}")],
+        &rows,
+        &notes,
+    );
+}
+
 fn main() {
     common::mark_run_start();
 
@@ -770,9 +832,19 @@ fn main() {
     } else {
         None
     };
+    let interleaved = common::filter_selects(GROUP).then(|| {
+        println!(
+            "\n{GROUP}: {ROUNDS} interleaved rounds of {} ...",
+            INTERLEAVED.join(", ")
+        );
+        interleaved_depth18()
+    });
 
     if common::filter_selects(GROUP) {
         print_depth18_table(cpython);
+    }
+    if let Some(medians) = interleaved {
+        print_interleaved(medians);
     }
     if !big.is_empty() {
         print_depth20_table(&big);

@@ -41,6 +41,14 @@
 //!   collection and report the medians, a ratio that a change of machine
 //!   load during the run disturbs much less.
 //!
+//! After criterion, each shape is measured once more for rcgc, rust-cc and
+//! bacon_rajan_cc (the peers that come near it) in 7 interleaved rounds, one
+//! build + collection of each contender per round, and the table adds their
+//! medians (`(interleaved, median)` rows) with a verdict of their own.
+//! Criterion times one contender after the other, so a change of load on a
+//! shared 2-core VM during the run moves the ratios between them; the
+//! interleaved medians spread it over all three.
+//!
 //! Contenders (criterion function names). Every Rust contender uses the same
 //! node shape, two nullable mutable handles (`RefCell<Option<P<Node>>>`,
 //! `GcCell` for `gc`), and builds each garbage graph by cloning handles into
@@ -567,7 +575,7 @@ use rust_cc_impl::RustCc;
 // ---------------------------------------------------------------- shapes --
 
 /// The collection shapes of part 1 (besides `gen0_vs_old`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Shape {
     TwoCycles,
     Rings,
@@ -796,6 +804,39 @@ fn bench_shape(c: &mut Criterion, shape: Shape, s: Sizes) {
     group.finish();
 }
 
+/// Rounds of the interleaved comparison of one shape.
+const SHAPE_ROUNDS: usize = 7;
+
+/// The contenders of the interleaved comparison: rcgc and the two Rust
+/// peers that come near it (dumpster and gc are many times slower on every
+/// shape).
+const INTERLEAVED: [&str; 3] = ["rcgc", "rust-cc", "bacon_rajan_cc"];
+
+/// The interleaved comparison of one shape: [`SHAPE_ROUNDS`] rounds, each
+/// one build + collection of every contender of [`INTERLEAVED`] in turn;
+/// returns each contender's median collection time (ns), in that order.
+/// Criterion measures one contender after the other, so a change of machine
+/// load during the run (a 2-core VM shares its host) moves their ratios;
+/// alternating the contenders round by round spreads it over all of them.
+fn interleaved_shape(shape: Shape, s: &Sizes) -> [f64; 3] {
+    let heap = Rcgc::context();
+    RustCc::context();
+    BaconRajan::context();
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for _ in 0..SHAPE_ROUNDS {
+        times[0].push(time_shape::<Rcgc>(&heap, 1, shape, s).as_nanos() as f64);
+        times[1].push(time_shape::<RustCc>(&(), 1, shape, s).as_nanos() as f64);
+        times[2].push(time_shape::<BaconRajan>(&(), 1, shape, s).as_nanos() as f64);
+    }
+    times.map(|mut t| median(&mut t))
+}
+
+/// The median of `v` (sorted in place); `v` is not empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 // ---------------------------------------------------------- gen0_vs_old --
 
 const GEN0_GROUP: &str = "collector_gen0_vs_old";
@@ -899,10 +940,6 @@ fn bench_gen0(c: &mut Criterion, s: Sizes) -> Option<(f64, f64)> {
         with_old.push(gen0::time(&old_heap, &old, s.young_pairs, 1).as_nanos() as f64);
         empty.push(gen0::time(&empty_heap, &[], s.young_pairs, 1).as_nanos() as f64);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     Some((median(&mut with_old), median(&mut empty)))
 }
 
@@ -1021,7 +1058,7 @@ fn run_cpython(s: &Sizes) -> HashMap<String, f64> {
 /// Prints one part-1 table: per contender the mean time of one collection and
 /// the time per object for each of `units` (label, object count), and the
 /// ratio to rcgc's time. Then the targets' verdicts.
-fn print_shape_table(group: &str, units: &[(&str, usize)], cpython: Option<f64>) {
+fn print_shape_table(group: &str, units: &[(&str, usize)], cpython: Option<f64>, interleaved: Option<[f64; 3]>) {
     let rcgc = common::read_estimate(group, "rcgc").map(|e| e.mean_ns);
     let mut header = vec!["contender".to_string(), "ms/collection".to_string()];
     header.extend(units.iter().map(|(label, _)| format!("ns/{label}")));
@@ -1062,6 +1099,11 @@ fn print_shape_table(group: &str, units: &[(&str, usize)], cpython: Option<f64>)
     if let Some(ns) = cpython {
         row(CPYTHON.to_string(), Some(ns));
     }
+    if let Some(medians) = interleaved {
+        for (name, ns) in INTERLEAVED.iter().zip(medians) {
+            row(format!("{name} (interleaved, median)"), Some(ns));
+        }
+    }
 
     let mut notes = Vec::new();
     if any_stale {
@@ -1090,6 +1132,18 @@ fn print_shape_table(group: &str, units: &[(&str, usize)], cpython: Option<f64>)
                 }
             }
         }
+    }
+    if let Some([rcgc, rest @ ..]) = interleaved {
+        let (fastest, ns) = INTERLEAVED[1..]
+            .iter()
+            .zip(rest)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("two peers");
+        notes.push(format!(
+            "rcgc vs fastest Rust peer ({fastest}), {SHAPE_ROUNDS} interleaved rounds, medians: {:.2}x its time (target < 1): {}",
+            rcgc / ns,
+            verdict(rcgc < ns)
+        ));
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     common::print_table(
@@ -1596,6 +1650,11 @@ fn main() {
 
     let any_shape = Shape::ALL.iter().any(|shape| common::filter_selects(&shape.group()));
     let cpython = if any_shape { run_cpython(&s) } else { HashMap::new() };
+    let interleaved: HashMap<Shape, [f64; 3]> = Shape::ALL
+        .into_iter()
+        .filter(|shape| common::filter_selects(&shape.group()))
+        .map(|shape| (shape, interleaved_shape(shape, &s)))
+        .collect();
     let load_after_part1 = load_average();
 
     for shape in Shape::ALL {
@@ -1606,7 +1665,12 @@ fn main() {
         } else {
             vec![("garbage object", garbage), ("object in heap", garbage + live)]
         };
-        print_shape_table(&shape.group(), &units, cpython.get(shape.name()).copied());
+        print_shape_table(
+            &shape.group(),
+            &units,
+            cpython.get(shape.name()).copied(),
+            interleaved.get(&shape).copied(),
+        );
     }
     print_gen0_table(&s, gen0_interleaved);
 
