@@ -160,7 +160,7 @@
 //! collection time stays at most 1.5x `Generational`'s and its peak memory
 //! at most 1.2x.
 //!
-//! # Last whole run (2026-11-21, load about 1)
+//! # Last whole runs (2026-11-21, load about 1)
 //!
 //! After the three-pass teardown, the slot buffer for edges and the
 //! `DECREMENTED` filter (ns per freed object, rcgc vs fastest peer):
@@ -173,6 +173,25 @@
 //! heap: rcgc 42.7 ms vs rust-cc 52.4 (0.82x). Generation 0 with 1M old:
 //! 1.33x (interleaved medians 1.42x). `Incremental(10000)`: longest pause
 //! 0.72 ms, GC time 1.14x, peak 1.06x.
+//!
+//! Later that day, after unflagged young objects moved up before detection
+//! (read once, never traced, when few young objects are flagged) and
+//! promotion during propagation (criterion means; interleaved medians in
+//! brackets): 2-cycles 48.3 vs rust-cc 78.5, 0.61x (45.7 vs 78.3, 0.58x;
+//! CPython 115, 2.4x slower than rcgc); rings 56.2 vs 105, 0.53x (48.0 vs
+//! 95.9, 0.50x; CPython 140, 2.5x). Live plus garbage: rcgc 17.6 ms (30.4
+//! in a run of the code before, same day) vs rust-cc 15.4, 1.15x (14.0 vs
+//! 14.8, 0.95x): the young tree now costs about 7 ns per object. Recently
+//! touched: 58.6 vs 51.8, 1.13x (56.3 vs 53.1, 1.06x): every object is
+//! flagged and traced twice, and the time goes to cache misses on the
+//! referents' headers in both traces (a perf profile); prefetching the
+//! next candidates, or keeping subtraction's edges for propagation instead
+//! of tracing again, made it slower. Generation 0 with 1M old: 1.29x
+//! (1.23x). `Incremental(10000)`: GC time 1.37x, peak 1.06x, longest pause
+//! 1.82 ms (one pause of 7,400 over 1 ms); its longest pause in five more
+//! runs of part 2 alone: 0.88, 2.2, 2.2, 0.94, 0.77 ms, and in two runs of
+//! the code from before these changes 1.09 and 2.97 ms: single pauses on
+//! this VM vary run to run by a factor of 2 to 3 around a typical 0.5 ms.
 
 mod common;
 

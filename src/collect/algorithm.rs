@@ -53,10 +53,9 @@ use crate::handle::weak::PendingCallbacks;
 use crate::handle::AnyGc;
 use crate::heap::inner::HeapInner;
 use crate::object::{self, flags, TrackedHeader, NO_SLOT, UNTRACKED_GEN};
-
-use super::generations::TakeIn;
 use crate::trace::{Edge, Tracer};
 
+use super::generations::TakeIn;
 use super::{DebugFlags, GcInfo, GcPhase, GENERATIONS};
 
 /// Sets a `Cell<bool>` for its lifetime.
@@ -731,9 +730,9 @@ const ROOT: u32 = u32::MAX - 1;
 /// must mirror. The marks are one dense array, so the scans over them
 /// touch no object.
 ///
-/// With `promote_untouched_to` set to `Some(dest)` (a generational
-/// collection), the candidates not flagged `DECREMENTED` first move into
-/// generation `dest`, untraced, in the same step that enters the others:
+/// With `promote_untouched` (a generational collection), the candidates
+/// not flagged `DECREMENTED` first move into the destination generation
+/// (`promotion.dest`), untraced, in the same step that enters the others:
 /// every garbage group has a flagged member (see `docs/differences.md`), so
 /// an unflagged object is garbage only if a flagged one reaches it. An
 /// object of this heap that `take_in` names (those moved, and a full
