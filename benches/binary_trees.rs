@@ -134,6 +134,19 @@
 //! 432.6M at the start of the day (`Gc::drop`'s flag store keeps the drop
 //! glue of `Node` out of the release cascade).
 //!
+//! 2026-11-21, evening (a `-- binary_trees_18` run with the interleaved
+//! rounds, load about 1; no change to the allocation or release paths since
+//! the run above: cachegrind at depth 14 still counts 463.9M
+//! instructions): criterion means, ns per node: rcgc 31.4, `rcgc (RefCell
+//! nodes)` 59.1, Box 54.3, Rc 45.7, rust-cc 49.7, dumpster 87.9, gc 222,
+//! bumpalo 6.25, CPython 976 (a machine about 3.5x slower than usual for
+//! it); rcgc/Rc 0.69, rcgc/bumpalo 5.0. Interleaved medians of 5 rounds:
+//! rcgc 28.7, Rc 47.0, bumpalo 6.44: rcgc/Rc 0.61, rcgc/bumpalo 4.46. Both
+//! targets missed in this run; rcgc's time per node moves the most from run
+//! to run (17.4 to 31.4 across today's runs, bumpalo 5.8 to 6.4): its
+//! depth-18 trees (16 MiB of 32-byte nodes, twice bumpalo's 16 bytes) live
+//! in main memory, and how fast that is varies on this VM.
+//!
 //! Targets for rcgc: binary-trees at most 0.6x `Rc`'s time and within 3x of
 //! bumpalo's; `clone_drop` within 1.1x of `Rc`.
 
