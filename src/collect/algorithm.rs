@@ -489,12 +489,13 @@ struct Promotion {
 }
 
 impl Promotion {
-    /// Moves candidate `index` (`header`), just found reachable, out of the
-    /// collection into generation `dest` and out of the work list, updating
-    /// its `DECREMENTED` flag. Out of the collection it no longer has the
-    /// `COLLECTING` flag, so edges to it are not followed again.
+    /// Moves candidate `header`, just found reachable, out of the collection
+    /// into generation `dest`, updating its `DECREMENTED` flag. Out of the
+    /// collection it no longer has the `COLLECTING` flag, so edges to it are
+    /// not followed again. (Its work-list entry is cleared after the walk, in
+    /// one pass in list order: see [`find_reachable`].)
     #[inline(always)]
-    fn promote(self, inner: &HeapInner, index: usize, header: NonNull<TrackedHeader>) {
+    fn promote(self, inner: &HeapInner, header: NonNull<TrackedHeader>) {
         let (clear, set) = match self.decremented {
             Decremented::Keep => (flags::COLLECTING, 0),
             Decremented::Clear => (flags::COLLECTING | flags::DECREMENTED, 0),
@@ -505,7 +506,6 @@ impl Promotion {
         h.set(clear, false);
         h.set(set, true);
         inner.with_gens(|gens| gens.push(self.dest, header));
-        inner.with_work(|work| work[index] = None);
     }
 }
 
@@ -805,6 +805,15 @@ fn find_reachable(
     subtract(inner, cands, &mut detection, &mut tracer, &reached, take_in);
     tracer.forget_outside();
     detection.promoted = propagate(inner, cands, &mut detection.marks, &mut tracer, promotion);
+    // The promoted candidates leave the work list, in list order (the walk
+    // visits them in no order that the memory of a large list would like).
+    inner.with_work(|work| {
+        for (entry, &mark) in work.iter_mut().zip(&detection.marks) {
+            if mark == VISITED {
+                *entry = None;
+            }
+        }
+    });
     detection
 }
 
@@ -1006,7 +1015,7 @@ fn propagate(
                 if *mark != VISITED {
                     *mark = VISITED;
                     current = j;
-                    promotion.promote(inner, j, cands[j]);
+                    promotion.promote(inner, cands[j]);
                     promoted += 1;
                     trace_appending(cands[j], tracer);
                 }
@@ -1018,7 +1027,7 @@ fn propagate(
             }
             *mark = VISITED;
             current = next - 1;
-            promotion.promote(inner, current, cands[current]);
+            promotion.promote(inner, cands[current]);
             promoted += 1;
             trace_appending(cands[current], tracer);
         }));
