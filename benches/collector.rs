@@ -1345,6 +1345,10 @@ mod pauses {
         pub examined: usize,
         /// `GcInfo::collected`: objects freed.
         pub freed: usize,
+        /// Page faults this thread took over the span (minor and major;
+        /// `None` where not measured): first touches of fresh memory, which
+        /// the kernel's time for them puts into `cpu`.
+        pub faults: Option<u64>,
     }
 
     /// What one policy's run measured.
@@ -1426,9 +1430,26 @@ mod pauses {
         None
     }
 
+    /// Page faults (minor plus major) this thread has taken so far.
+    #[cfg(target_os = "linux")]
+    fn thread_page_faults() -> Option<u64> {
+        // SAFETY: `rusage` is plain old data, for which all-zero bytes are a
+        // valid value.
+        let mut usage: libc::rusage = unsafe { core::mem::zeroed() };
+        // SAFETY: `usage` is a valid, writable `rusage` for the duration of
+        // the call; `RUSAGE_THREAD` is a constant the libc crate defines.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+        (rc == 0).then(|| (usage.ru_minflt + usage.ru_majflt) as u64)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn thread_page_faults() -> Option<u64> {
+        None
+    }
+
     #[derive(Default)]
     struct Recorder {
-        started: Option<(Instant, Option<Duration>)>,
+        started: Option<(Instant, Option<Duration>, Option<u64>)>,
         pauses: Vec<Pause>,
     }
 
@@ -1445,15 +1466,16 @@ mod pauses {
         let callback = heap.add_gc_callback(move |phase, info| {
             let mut rec = rec.borrow_mut();
             match phase {
-                GcPhase::Start => rec.started = Some((Instant::now(), thread_cpu_time())),
+                GcPhase::Start => rec.started = Some((Instant::now(), thread_cpu_time(), thread_page_faults())),
                 GcPhase::Stop => {
-                    let (wall, cpu) = match rec.started.take() {
-                        Some((t, cpu0)) => {
+                    let (wall, cpu, faults) = match rec.started.take() {
+                        Some((t, cpu0, faults0)) => {
                             let wall = t.elapsed();
                             let cpu = cpu0.zip(thread_cpu_time()).map(|(a, b)| b.saturating_sub(a));
-                            (wall, cpu)
+                            let faults = faults0.zip(thread_page_faults()).map(|(a, b)| b.saturating_sub(a));
+                            (wall, cpu, faults)
                         }
-                        None => (info.duration, None),
+                        None => (info.duration, None, None),
                     };
                     rec.pauses.push(Pause {
                         wall,
@@ -1461,6 +1483,7 @@ mod pauses {
                         generation: info.generation,
                         examined: info.candidates,
                         freed: info.collected,
+                        faults,
                     });
                 }
             }
@@ -1576,15 +1599,34 @@ fn run_incremental(s: &Sizes) {
     for (name, r) in &reports {
         let p = r.longest();
         notes.push(format!(
-            "{name}: longest pause (by CPU) {} ms CPU / {} ms wall: generation {}, {} objects examined, {} freed; pauses over 1 ms: {} by wall, {} by CPU",
+            "{name}: longest pause (by CPU) {} ms CPU / {} ms wall: generation {}, {} objects examined, {} freed, {} page faults; pauses over 1 ms: {} by wall, {} by CPU",
             opt_ms(p.cpu),
             ms(p.wall),
             p.generation,
             p.examined,
             p.freed,
+            p.faults.map_or("n/a".to_string(), |f| f.to_string()),
             r.pauses.iter().filter(|p| p.wall > TARGET_MAX_PAUSE).count(),
             r.pauses.iter().filter(|p| p.cpu.is_some_and(|c| c > TARGET_MAX_PAUSE)).count(),
         ));
+    }
+    for (name, r) in reports.iter().skip(1) {
+        let mut by_cpu = r.pauses.clone();
+        by_cpu.sort_by_key(|p| core::cmp::Reverse(p.cpu.unwrap_or(p.wall)));
+        let top: Vec<String> = by_cpu
+            .iter()
+            .take(5)
+            .map(|p| {
+                format!(
+                    "{} ms ({} examined, {} freed, {} faults)",
+                    opt_ms(p.cpu),
+                    p.examined,
+                    p.freed,
+                    p.faults.map_or("n/a".to_string(), |f| f.to_string())
+                )
+            })
+            .collect();
+        notes.push(format!("{name}: five longest pauses by CPU: {}", top.join("; ")));
     }
     for (name, r) in &reports {
         let mut per_object: Vec<f64> = r

@@ -26,7 +26,13 @@
 //! does not map, fault in and unmap the same megabytes every time. The
 //! memory kept is thus at most the memory in use plus one arena; once
 //! everything is freed only one spare is left (`Allocator::trim` releases
-//! that one too).
+//! that one too). While the cycle collector tears garbage down, arenas it
+//! empties are not unmapped there and then (an unmap of a used megabyte
+//! costs a tenth of a millisecond or more, and a large teardown empties
+//! many): an automatic collection releases at most one surplus arena at
+//! its end, so the surplus goes back over the following collections, or at
+//! once when a release outside a collection empties another arena, when the
+//! program calls `Heap::collect`, or with `Allocator::trim`.
 
 use core::ptr::{self, NonNull};
 
@@ -69,6 +75,9 @@ pub(crate) struct ArenaTable {
     nonempty: u128,
     /// Arenas in the all-free bucket (wholly empty, kept as spares).
     empty_arenas: usize,
+    /// Arenas emptied now are kept until [`release_excess`](Self::release_excess)
+    /// (see [`Allocator::defer_arena_releases`](super::Allocator::defer_arena_releases)).
+    deferring: bool,
     pub(crate) counters: ArenaCounters,
 }
 
@@ -80,6 +89,7 @@ impl ArenaTable {
             buckets: [NONE; POOLS_PER_ARENA + 1],
             nonempty: 0,
             empty_arenas: 0,
+            deferring: false,
             counters: ArenaCounters::default(),
         }
     }
@@ -216,12 +226,27 @@ impl ArenaTable {
         a.free_pools += 1;
         let now_empty = a.free_pools as usize == POOLS_PER_ARENA;
         self.bucket_insert(idx);
-        if now_empty {
-            while self.empty_arenas > 1.max(self.counters.current - self.empty_arenas) {
-                // The head of the all-free bucket: the arena just emptied.
-                self.release_arena(self.buckets[POOLS_PER_ARENA]);
-            }
+        if now_empty && !self.deferring {
+            self.release_excess(usize::MAX);
         }
+    }
+
+    /// Releases wholly empty arenas while they outnumber both one and the
+    /// arenas still in use, at most `max` of them; returns how many.
+    pub(crate) fn release_excess(&mut self, max: usize) -> usize {
+        let mut released = 0;
+        while released < max && self.empty_arenas > 1.max(self.counters.current - self.empty_arenas) {
+            // The head of the all-free bucket: the arena emptied last.
+            self.release_arena(self.buckets[POOLS_PER_ARENA]);
+            released += 1;
+        }
+        released
+    }
+
+    /// Keeps (`true`) or releases as usual (`false`) the arenas emptied from
+    /// now on; see [`Allocator::defer_arena_releases`](super::Allocator::defer_arena_releases).
+    pub(crate) fn set_deferring(&mut self, deferring: bool) {
+        self.deferring = deferring;
     }
 
     /// Releases every wholly empty arena; returns how many.

@@ -343,6 +343,23 @@ impl Allocator {
         (limit != usize::MAX).then_some(limit)
     }
 
+    /// While `defer` is true, arenas that become wholly empty are kept
+    /// instead of being returned to the OS (the cycle collector sets it for
+    /// the time of a collection, so that its pauses do not include unmaps);
+    /// [`release_surplus_arenas`](Self::release_surplus_arenas) returns them.
+    pub(crate) fn defer_arena_releases(&self, defer: bool) {
+        // SAFETY: the only state reference in this call.
+        unsafe { self.state() }.arenas.set_deferring(defer);
+    }
+
+    /// Returns at most `max` of the wholly empty arenas beyond the spares the
+    /// allocator keeps (as many as the arenas in use, and at least one);
+    /// returns how many were released.
+    pub(crate) fn release_surplus_arenas(&self, max: usize) -> usize {
+        // SAFETY: the only state reference in this call.
+        unsafe { self.state() }.arenas.release_excess(max)
+    }
+
     /// Returns every wholly empty arena to the OS, including the spares the
     /// allocator otherwise keeps; returns how many were released.
     pub fn trim(&self) -> usize {

@@ -100,6 +100,29 @@ impl Drop for ThreadFlagGuard {
     }
 }
 
+/// Keeps the arenas that a collection empties mapped for its lifetime (see
+/// `alloc::arena`): the collection returns at most
+/// [`ARENAS_RELEASED_PER_COLLECTION`] of them at its end, so that a pause
+/// never includes a long series of unmaps.
+struct DeferArenaReleases<'a>(&'a HeapInner);
+
+impl<'a> DeferArenaReleases<'a> {
+    fn set(inner: &'a HeapInner) -> Self {
+        inner.allocator.defer_arena_releases(true);
+        DeferArenaReleases(inner)
+    }
+}
+
+impl Drop for DeferArenaReleases<'_> {
+    fn drop(&mut self) {
+        self.0.allocator.defer_arena_releases(false);
+    }
+}
+
+/// Surplus empty arenas an automatic collection returns to the OS at its
+/// end (one asked for returns them all: [`collect_on_request`]).
+const ARENAS_RELEASED_PER_COLLECTION: usize = 1;
+
 /// What to collect.
 #[derive(Copy, Clone, Debug)]
 pub(crate) enum Scope {
@@ -115,6 +138,18 @@ pub(crate) fn collect(inner: &HeapInner, generation: usize) -> usize {
     run(inner, Scope::Generations(generation))
 }
 
+/// A collection the program asked for (`Heap::collect`,
+/// `Heap::collect_generation`, the heap's final one): like [`collect`], and
+/// then returns every surplus empty arena to the OS, where automatic
+/// collections return one each so that their pauses stay short.
+pub(crate) fn collect_on_request(inner: &HeapInner, generation: usize) -> usize {
+    let found = collect(inner, generation);
+    if !inner.collecting.get() {
+        inner.allocator.release_surplus_arenas(usize::MAX);
+    }
+    found
+}
+
 /// Runs one collection of `scope` with callbacks, statistics and debug output.
 pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
     if inner.collecting.get() || COLLECTION_ON_THREAD.with(Cell::get) {
@@ -128,6 +163,7 @@ pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
     let (found, candidates) = {
         let _collecting = FlagGuard::set(&inner.collecting);
         let _on_thread = ThreadFlagGuard::set();
+        let _keep_arenas = DeferArenaReleases::set(inner);
         inner.run_callbacks(
             GcPhase::Start,
             GcInfo {
@@ -160,6 +196,7 @@ pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
         }
         (found, candidates)
     };
+    inner.allocator.release_surplus_arenas(ARENAS_RELEASED_PER_COLLECTION);
     inner.shrink_work(matches!(scope, Scope::Generations(g) if g == GENERATIONS - 1));
     // Releases queued while `Trace` impls ran (only a misbehaving impl causes them).
     inner.drain_pending();

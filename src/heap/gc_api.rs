@@ -81,7 +81,7 @@ impl Heap {
     /// assert_eq!(heap.object_count(), 0);
     /// ```
     pub fn collect(&self) -> usize {
-        algorithm::collect(self.inner(), GENERATIONS - 1)
+        algorithm::collect_on_request(self.inner(), GENERATIONS - 1)
     }
 
     /// Collects generation `generation` and the younger ones (`gc.collect(n)`).
@@ -89,7 +89,10 @@ impl Heap {
     /// # Errors
     /// [`GcError::InvalidGeneration`] unless `generation` is 0, 1 or 2.
     pub fn collect_generation(&self, generation: usize) -> Result<usize, GcError> {
-        Ok(algorithm::collect(self.inner(), check_generation(generation)?))
+        Ok(algorithm::collect_on_request(
+            self.inner(),
+            check_generation(generation)?,
+        ))
     }
 
     /// Asks the policy whether to collect now (for example at the end of a

@@ -205,7 +205,7 @@ impl Drop for Heap {
         // what that left unreachable. Callbacks are not called for this final
         // collection, as in CPython's shutdown.
         inner.shut_down();
-        crate::collect::algorithm::collect(inner, crate::collect::GENERATIONS - 1);
+        crate::collect::algorithm::collect_on_request(inner, crate::collect::GENERATIONS - 1);
         if inner.release_depth.get() == 0 {
             // Queued releases left by a cascade that a leaf's `Drop` started
             // (see `handle::gc::release`); their panics are reported, like
