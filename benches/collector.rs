@@ -121,8 +121,10 @@
 //! (wall and CPU; the ratio to `Generational` uses CPU time), the workload's
 //! wall time, peak bytes in use and the arenas high-water mark. Notes under
 //! it give the longest pause's collection (generation, objects examined and
-//! freed), the number of pauses over 1 ms, the CPU cost per examined object
-//! of the larger collections, and the verdicts.
+//! freed, page faults the thread took during it: `getrusage(RUSAGE_THREAD)`,
+//! Linux only), the five longest pauses of each `Incremental` policy, the
+//! number of pauses over 1 ms, the CPU cost per examined object of the
+//! larger collections, and the verdicts.
 //!
 //! # Running
 //!
