@@ -699,7 +699,7 @@ fn a_trace_dropping_a_reported_handle_of_its_own_heap_leaves_the_object_to_its_q
 /// freed object afterwards (Miri checks).
 #[test]
 fn an_incremental_step_tracing_a_handle_dropped_while_tracing_stays_sound() {
-    let heap = Heap::with_policy(common::CheckpointSteps(100));
+    let heap = Heap::with_policy(common::AtCheckpoint::steps(100));
     let other = Heap::new();
     let drops = Counter::default();
     let foreign = target(&other, &drops);

@@ -16,11 +16,11 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use rcgc::collect::Manual;
+use rcgc::collect::{Action, Manual};
 use rcgc::{AnyGc, DebugFlags, Finalize, Gc, GcError, GcInfo, GcPhase, Heap, Trace, Tracer, Weak};
 
 mod common;
-use common::{panic_message, size, Counter, Sink};
+use common::{panic_message, size, AtCheckpoint, Counter, Sink};
 
 // ---------------------------------------------------------------------------
 // Test tools
@@ -3001,22 +3001,6 @@ fn garbage_referred_to_by_garbage_is_not_reported_as_over_reporting() {
     assert!(!text.contains("torn down while"), "false reports:\n{text}");
 }
 
-/// A full collection at every `Heap::checkpoint`, none on allocation: an
-/// automatic collection the test can place.
-struct CollectAtCheckpoint;
-
-impl rcgc::collect::CollectorPolicy for CollectAtCheckpoint {
-    fn poll_after(&self, _: &rcgc::collect::PolicyContext) -> Option<usize> {
-        None
-    }
-    fn on_allocation(&mut self, _: &rcgc::collect::PolicyContext) -> rcgc::collect::Action {
-        rcgc::collect::Action::Nothing
-    }
-    fn on_checkpoint(&mut self, _: &rcgc::collect::PolicyContext) -> rcgc::collect::Action {
-        rcgc::collect::Action::Collect { generation: 2 }
-    }
-}
-
 /// A node of the largest pooled size class, so that few fill an arena.
 #[derive(Trace)]
 struct Bulky {
@@ -3035,7 +3019,7 @@ struct Bulky {
     ignore = "fills megabyte arenas: 2.5 minutes under Miri, where tests/alloc.rs covers releasing arenas"
 )]
 fn automatic_collections_return_emptied_arenas_one_at_a_time_and_collect_returns_them_all() {
-    let heap = Heap::with_policy(CollectAtCheckpoint);
+    let heap = Heap::with_policy(AtCheckpoint(Action::Collect { generation: 2 }));
     let arenas = |heap: &Heap| heap.alloc_stats().arenas_current;
     let filled = 5;
     let mut objects = 0;

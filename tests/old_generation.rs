@@ -12,7 +12,7 @@ use std::rc::Rc;
 use rcgc::{AnyGc, Gc, GcPhase, Heap, Trace};
 
 mod common;
-use common::{size, CheckpointSteps, Counter};
+use common::{size, AtCheckpoint, Counter};
 
 /// A 24-byte tracked node: 40 bytes in all.
 #[derive(Trace)]
@@ -424,7 +424,7 @@ fn incremental_steps_find_old_garbage_of_every_shape() {
     let drops = Counter::default();
     let n = size(300, 30);
     let (objects, leaves, _weaks) = old_heap(&heap, &drops, n);
-    heap.set_policy(CheckpointSteps(size(50, 8)));
+    heap.set_policy(AtCheckpoint::steps(size(50, 8)));
     heap.enable();
     let before = drops.get();
     drop(objects);
@@ -448,7 +448,7 @@ fn incremental_steps_find_old_garbage_of_every_shape() {
 
 #[test]
 fn incremental_steps_find_old_cycles_that_fit_their_budget() {
-    let heap = Heap::with_policy(CheckpointSteps(size(64, 16)));
+    let heap = Heap::with_policy(AtCheckpoint::steps(size(64, 16)));
     let drops = Counter::default();
     let cycles = size(200, 10);
     let mut pairs = Vec::new();

@@ -72,11 +72,19 @@ impl Counter {
     }
 }
 
-/// A policy that takes an incremental step of the given budget at every
-/// `Heap::checkpoint` and never collects on its own (for tests).
-pub struct CheckpointSteps(pub usize);
+/// A policy that does what it holds at every `Heap::checkpoint` and never
+/// collects on its own: a collection the test can place, which the heap
+/// treats as automatic (for tests).
+pub struct AtCheckpoint(pub rcgc::collect::Action);
 
-impl rcgc::collect::CollectorPolicy for CheckpointSteps {
+impl AtCheckpoint {
+    /// An incremental step of this old-region budget at every checkpoint.
+    pub fn steps(budget: usize) -> AtCheckpoint {
+        AtCheckpoint(rcgc::collect::Action::Step { budget })
+    }
+}
+
+impl rcgc::collect::CollectorPolicy for AtCheckpoint {
     fn poll_after(&self, _: &rcgc::collect::PolicyContext) -> Option<usize> {
         None
     }
@@ -84,7 +92,7 @@ impl rcgc::collect::CollectorPolicy for CheckpointSteps {
         rcgc::collect::Action::Nothing
     }
     fn on_checkpoint(&mut self, _: &rcgc::collect::PolicyContext) -> rcgc::collect::Action {
-        rcgc::collect::Action::Step { budget: self.0 }
+        self.0
     }
 }
 
