@@ -80,9 +80,10 @@
 //! region grows by tracing, old objects are rarely in cache, a step may
 //! free much garbage); measured on a 2-core VM, regions of two fifths of
 //! `Incremental::new(10_000)` made pauses of 0.8–1.25 ms, a quarter
-//! 0.58–0.75 ms. A debt backlog makes steps more frequent, not longer. The time budget is sized from steps that
-//! scanned a region only (young-only steps cost less per object and would
-//! make regions too long).
+//! 0.58–0.75 ms. A debt backlog makes steps more frequent, not longer.
+//! The time budget is sized from steps that scanned a region only
+//! (young-only steps cost less per object and would make regions too
+//! long).
 
 use core::time::Duration;
 

@@ -63,7 +63,10 @@ impl Heap {
     /// it found (and freed), like `gc.collect()`. Returns 0 at once if called
     /// while a collection is running on this thread (from a finalizer,
     /// `Drop` or callback), of this heap or of any other: one collection
-    /// runs at a time per thread.
+    /// runs at a time per thread. Afterwards it returns to the OS the empty
+    /// arenas kept beyond the usual spares (automatic collections return
+    /// only one each, to keep their pauses short), as does
+    /// [`collect_generation`](Self::collect_generation).
     ///
     /// ```
     /// use std::cell::RefCell;
