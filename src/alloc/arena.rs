@@ -244,9 +244,10 @@ impl ArenaTable {
     }
 
     /// Keeps (`true`) or releases as usual (`false`) the arenas emptied from
-    /// now on; see [`Allocator::defer_arena_releases`](super::Allocator::defer_arena_releases).
-    pub(crate) fn set_deferring(&mut self, deferring: bool) {
-        self.deferring = deferring;
+    /// now on; returns the previous setting. See
+    /// [`Allocator::defer_arena_releases`](super::Allocator::defer_arena_releases).
+    pub(crate) fn set_deferring(&mut self, deferring: bool) -> bool {
+        core::mem::replace(&mut self.deferring, deferring)
     }
 
     /// Releases every wholly empty arena; returns how many.

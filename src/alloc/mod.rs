@@ -343,13 +343,16 @@ impl Allocator {
         (limit != usize::MAX).then_some(limit)
     }
 
-    /// While `defer` is true, arenas that become wholly empty are kept
-    /// instead of being returned to the OS (the cycle collector sets it for
-    /// the time of a collection, so that its pauses do not include unmaps);
-    /// [`release_surplus_arenas`](Self::release_surplus_arenas) returns them.
-    pub(crate) fn defer_arena_releases(&self, defer: bool) {
+    /// Keeps the arenas that become wholly empty mapped until the returned
+    /// guard drops, instead of returning them to the OS (the cycle collector
+    /// holds one for the time of a collection, so that its pauses do not
+    /// include unmaps); [`release_surplus_arenas`](Self::release_surplus_arenas)
+    /// returns them afterwards. Guards nest: dropping one restores what was
+    /// in force before it.
+    pub(crate) fn defer_arena_releases(&self) -> DeferredArenaReleases<'_> {
         // SAFETY: the only state reference in this call.
-        unsafe { self.state() }.arenas.set_deferring(defer);
+        let was = unsafe { self.state() }.arenas.set_deferring(true);
+        DeferredArenaReleases { allocator: self, was }
     }
 
     /// Returns at most `max` of the wholly empty arenas beyond the spares the
@@ -478,11 +481,68 @@ impl core::fmt::Debug for Allocator {
     }
 }
 
+/// Arena releases deferred until this drops (see
+/// [`Allocator::defer_arena_releases`]).
+pub(crate) struct DeferredArenaReleases<'a> {
+    allocator: &'a Allocator,
+    /// Whether releases were deferred before this guard.
+    was: bool,
+}
+
+impl Drop for DeferredArenaReleases<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the only state reference in this call.
+        unsafe { self.allocator.state() }.arenas.set_deferring(self.was);
+    }
+}
+
 impl Drop for Allocator {
     /// Returns every arena and large block to the system. Blocks still handed
     /// out become invalid (using them was already `unsafe`).
     fn drop(&mut self) {
         // SAFETY: `state` came from Box::leak in `new` and is dropped once.
         drop(unsafe { Box::from_raw(self.state.as_ptr()) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deferral keeps emptied arenas mapped (nested guards restore it), and
+    /// `release_surplus_arenas` returns them at the pace asked; once the
+    /// guards are gone, an emptied arena goes back at once again.
+    #[test]
+    fn deferred_arena_releases_keep_emptied_arenas_until_released() {
+        let a = Allocator::new();
+        let layout = Layout::from_size_align(SMALL_REQUEST_THRESHOLD, 8).unwrap();
+        let class = SizeClass::for_layout(layout).unwrap();
+        let per_arena = POOLS_PER_ARENA * class.blocks_per_pool();
+        let arenas = |a: &Allocator| a.stats().arenas_current;
+        let free_all = |blocks: Vec<NonNull<u8>>| {
+            for block in blocks {
+                // SAFETY: allocated by `a` with this layout, freed once.
+                unsafe { a.dealloc(block, layout) };
+            }
+        };
+
+        let blocks: Vec<_> = (0..3 * per_arena).map(|_| a.alloc(layout).unwrap()).collect();
+        assert_eq!(arenas(&a), 3);
+        {
+            let _outer = a.defer_arena_releases();
+            drop(a.defer_arena_releases());
+            free_all(blocks);
+            assert_eq!(arenas(&a), 3, "kept while deferred, also after an inner guard");
+            assert_eq!(a.release_surplus_arenas(1), 1);
+            assert_eq!(arenas(&a), 2);
+        }
+        assert_eq!(a.release_surplus_arenas(usize::MAX), 1);
+        assert_eq!(arenas(&a), 1, "one spare stays");
+
+        let blocks: Vec<_> = (0..per_arena + 1).map(|_| a.alloc(layout).unwrap()).collect();
+        assert_eq!(arenas(&a), 2);
+        free_all(blocks);
+        assert_eq!(arenas(&a), 1, "no longer deferred: the surplus arena went back at once");
+        assert_eq!(a.stats().arenas_freed_total, 3);
     }
 }

@@ -100,25 +100,6 @@ impl Drop for ThreadFlagGuard {
     }
 }
 
-/// Keeps the arenas that a collection empties mapped for its lifetime (see
-/// `alloc::arena`): the collection returns at most
-/// [`ARENAS_RELEASED_PER_COLLECTION`] of them at its end, so that a pause
-/// never includes a long series of unmaps.
-struct DeferArenaReleases<'a>(&'a HeapInner);
-
-impl<'a> DeferArenaReleases<'a> {
-    fn set(inner: &'a HeapInner) -> Self {
-        inner.allocator.defer_arena_releases(true);
-        DeferArenaReleases(inner)
-    }
-}
-
-impl Drop for DeferArenaReleases<'_> {
-    fn drop(&mut self) {
-        self.0.allocator.defer_arena_releases(false);
-    }
-}
-
 /// Surplus empty arenas an automatic collection returns to the OS at its
 /// end (one asked for returns them all: [`collect_on_request`]).
 const ARENAS_RELEASED_PER_COLLECTION: usize = 1;
@@ -163,7 +144,9 @@ pub(crate) fn run(inner: &HeapInner, scope: Scope) -> usize {
     let (found, candidates) = {
         let _collecting = FlagGuard::set(&inner.collecting);
         let _on_thread = ThreadFlagGuard::set();
-        let _keep_arenas = DeferArenaReleases::set(inner);
+        // Arenas this collection empties stay mapped until it ends (see
+        // `alloc::arena`): it returns at most `ARENAS_RELEASED_PER_COLLECTION`.
+        let _keep_arenas = inner.allocator.defer_arena_releases();
         inner.run_callbacks(
             GcPhase::Start,
             GcInfo {
