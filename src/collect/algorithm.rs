@@ -288,8 +288,9 @@ pub(crate) struct SetOutcome {
     /// Objects moved to the destination generation: candidates found
     /// reachable, and a generational collection's unexamined objects.
     pub(crate) survivors: usize,
-    /// Candidates examined: the set given, plus the objects a generational
-    /// collection took in as it reached them.
+    /// Candidates examined (traced): the set given, less the objects a
+    /// generational collection moved up untraced, plus those it took in as
+    /// it reached them.
     pub(crate) examined: usize,
 }
 
@@ -340,13 +341,11 @@ pub(crate) fn collect_set(
         let _tracing = FlagGuard::set(&inner.tracing);
         find_reachable(inner, &mut cands, promotion, take_in, promote_untouched)
     };
-    let untouched = detection.untouched;
-
     let examined = cands.len();
-    let survivors = untouched + detection.promoted;
+    let survivors = detection.untouched + detection.promoted;
     // No release ran since the work list was filled (releases are queued
     // during detection), so every candidate not promoted is still there.
-    let mut found = examined + untouched - survivors;
+    let mut found = examined - detection.promoted;
     debug_assert_eq!(found, inner.with_work(|work| work.iter().flatten().count()));
     drop(cands);
     if found == 0 {
@@ -985,11 +984,8 @@ fn take_in_reached(
 unsafe fn takes_in(inner: &HeapInner, header: NonNull<TrackedHeader>, take_in: TakeIn) -> bool {
     // SAFETY: the caller guarantees a live header.
     let h = unsafe { header.as_ref() };
-    if h.slot.get() == NO_SLOT || h.has(flags::COLLECTING) || !take_in.names(h) {
-        return false;
-    }
     // SAFETY: forwarded caller contract.
-    unsafe { belongs_to(inner, header) }
+    take_in.names(h) && unsafe { belongs_to(inner, header) }
 }
 
 /// Whether the tracked object at `header` was allocated by `inner`'s allocator.

@@ -74,9 +74,13 @@ pub(crate) enum TakeIn {
 }
 
 impl TakeIn {
-    /// Whether `h` (a live tracked object in a generation) is one of the
-    /// objects named.
+    /// Whether `h` (a live tracked object) is one of the objects named: in
+    /// a generation (not untracked, frozen or in a running collection) that
+    /// this take-in covers.
     pub(crate) fn names(self, h: &TrackedHeader) -> bool {
+        if h.slot.get() == NO_SLOT || h.has(flags::COLLECTING) {
+            return false;
+        }
         match self {
             TakeIn::AllGenerations => h.generation() <= OLD,
             TakeIn::Promoted { generation, from } => {
@@ -221,11 +225,11 @@ impl Generations {
     pub(crate) fn take_in(&mut self, header: NonNull<TrackedHeader>, take_in: TakeIn) -> bool {
         // SAFETY: callers pass live tracked headers.
         let h = unsafe { header.as_ref() };
-        let slot = h.slot.get();
-        let gen = h.generation();
-        if slot == NO_SLOT || h.has(flags::COLLECTING) || !take_in.names(h) {
+        if !take_in.names(h) {
             return false;
         }
+        let slot = h.slot.get();
+        let gen = h.generation();
         if gen == OLD {
             if !object::is_old_slot(slot) {
                 return false;
