@@ -786,10 +786,7 @@ fn interleaved_depth18() -> [f64; 3] {
             t.push(trees::single_run_ns_per_node(DEPTH, program));
         }
     }
-    times.map(|mut t| {
-        t.sort_by(f64::total_cmp);
-        t[t.len() / 2]
-    })
+    times.map(|mut t| common::median(&mut t))
 }
 
 /// The interleaved comparison's table and the targets' verdicts on it.

@@ -863,13 +863,7 @@ fn interleaved_shape(shape: Shape, s: &Sizes) -> [f64; 3] {
         times[1].push(time_shape::<RustCc>(&(), 1, shape, s).as_nanos() as f64);
         times[2].push(time_shape::<BaconRajan>(&(), 1, shape, s).as_nanos() as f64);
     }
-    times.map(|mut t| median(&mut t))
-}
-
-/// The median of `v` (sorted in place); `v` is not empty.
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    times.map(|mut t| common::median(&mut t))
 }
 
 // ---------------------------------------------------------- gen0_vs_old --
@@ -975,7 +969,7 @@ fn bench_gen0(c: &mut Criterion, s: Sizes) -> Option<(f64, f64)> {
         with_old.push(gen0::time(&old_heap, &old, s.young_pairs, 1).as_nanos() as f64);
         empty.push(gen0::time(&empty_heap, &[], s.young_pairs, 1).as_nanos() as f64);
     }
-    Some((median(&mut with_old), median(&mut empty)))
+    Some((common::median(&mut with_old), common::median(&mut empty)))
 }
 
 // --------------------------------------------------------------- CPython --
@@ -1564,6 +1558,7 @@ fn run_incremental(s: &Sizes) {
 
     let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
     let opt_ms = |d: Option<Duration>| d.map_or("n/a".to_string(), ms);
+    let opt_count = |n: Option<u64>| n.map_or("n/a".to_string(), |n| n.to_string());
     let ratio = |a: f64, b: f64| {
         if b > 0.0 {
             format!("{:.2}x", a / b)
@@ -1621,7 +1616,7 @@ fn run_incremental(s: &Sizes) {
             p.generation,
             p.examined,
             p.freed,
-            p.faults.map_or("n/a".to_string(), |f| f.to_string()),
+            opt_count(p.faults),
             r.pauses.iter().filter(|p| p.wall > TARGET_MAX_PAUSE).count(),
             r.pauses.iter().filter(|p| p.cpu.is_some_and(|c| c > TARGET_MAX_PAUSE)).count(),
         ));
@@ -1638,7 +1633,7 @@ fn run_incremental(s: &Sizes) {
                     opt_ms(p.cpu),
                     p.examined,
                     p.freed,
-                    p.faults.map_or("n/a".to_string(), |f| f.to_string())
+                    opt_count(p.faults)
                 )
             })
             .collect();

@@ -3016,7 +3016,7 @@ struct Bulky {
 #[test]
 #[cfg_attr(
     miri,
-    ignore = "fills megabyte arenas: 2.5 minutes under Miri, where tests/alloc.rs covers releasing arenas"
+    ignore = "fills megabyte arenas: 2.5 minutes under Miri, where alloc::tests covers deferred arena releases"
 )]
 fn automatic_collections_return_emptied_arenas_one_at_a_time_and_collect_returns_them_all() {
     let heap = Heap::with_policy(AtCheckpoint(Action::Collect { generation: 2 }));

@@ -316,6 +316,13 @@ pub fn filter_selects(name: &str) -> bool {
     criterion_filter().is_none_or(|filter| name.contains(filter.as_str()))
 }
 
+/// The median of `v` (sorted in place; the upper one of an even count);
+/// `v` is not empty.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Formats nanoseconds: no decimals from 100 up, two below.
 pub fn format_ns(ns: f64) -> String {
     if ns >= 100.0 {
