@@ -204,7 +204,7 @@ fn collect_inner(inner: &HeapInner, generation: usize) -> (usize, usize) {
         for count in &mut gens.count[..=generation] {
             *count = 0;
         }
-        gens.take(&inner.allocator, generation)
+        gens.take(generation)
     });
     // Survivors move up one generation.
     let dest = (generation + 1).min(GENERATIONS - 1);
@@ -298,10 +298,11 @@ pub(crate) struct SetOutcome {
 /// the caller); survivors go to generation `dest`.
 ///
 /// A generational collection of generations `0..=g` (`collected` is
-/// `Some(g)`) is given the young generations whole and, if full, the old
-/// objects flagged `DECREMENTED`. When few of them are flagged
+/// `Some(g)`) is given the young generations whole; a full collection adds
+/// the old objects flagged `DECREMENTED` as detection starts
+/// ([`find_reachable`]). When few of the young ones are flagged
 /// ([`mostly_untouched`]), a generation-0 or full collection moves the
-/// unflagged ones to `dest` before detection ([`find_reachable`]). Either
+/// unflagged ones to `dest` before detection. Either
 /// way it takes in every object of this heap that it did not make a
 /// candidate ([`TakeIn`]) that a candidate reaches, as it finds it (so the
 /// set is closed under references into the collected generations). A
@@ -339,7 +340,7 @@ pub(crate) fn collect_set(
     };
     let detection = {
         let _tracing = FlagGuard::set(&inner.tracing);
-        find_reachable(inner, &mut cands, promotion, take_in, promote_untouched)
+        find_reachable(inner, &mut cands, promotion, take_in, promote_untouched, full)
     };
     let examined = cands.len();
     let survivors = detection.untouched + detection.promoted;
@@ -420,7 +421,7 @@ pub(crate) fn collect_set(
         };
         let again = {
             let _tracing = FlagGuard::set(&inner.tracing);
-            find_reachable(inner, &mut garbage, promotion, None, false)
+            find_reachable(inner, &mut garbage, promotion, None, false, false)
         };
         found = garbage.len() - again.promoted;
     }
@@ -747,7 +748,9 @@ const ROOT: u32 = u32::MAX - 1;
 /// whose mark stayed above zero. Also enters the candidates in the
 /// collection (`COLLECTING`, slot = index), which the caller's work list
 /// must mirror. The marks are one dense array, so the scans over them
-/// touch no object.
+/// touch no object. With `take_old` (a full collection), the old objects
+/// flagged `DECREMENTED` join `cands` after the others, each entered as
+/// the heap walk that finds them reads it (`Generations::take_old_flagged`).
 ///
 /// With `promote_untouched` (a generational collection), the candidates
 /// not flagged `DECREMENTED` first move into the destination generation
@@ -767,10 +770,19 @@ fn find_reachable(
     promotion: Promotion,
     take_in: Option<TakeIn>,
     promote_untouched: bool,
+    take_old: bool,
 ) -> Detection {
     let (mut any_weak, mut any_finalizer) = (false, false);
     let mut marks: Vec<u32> = Vec::with_capacity(cands.len());
     let mut untouched = 0;
+    // Makes the candidate `h` the one at index `marks.len()`.
+    let mut enter = |h: &TrackedHeader, marks: &mut Vec<u32>| {
+        h.set(flags::COLLECTING, true);
+        h.slot.set(marks.len() as u32);
+        any_weak |= h.has(flags::HAS_WEAK);
+        any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
+        marks.push(first_mark(h.strong.get()));
+    };
     inner.with_gens(|gens| {
         cands.retain(|&header| {
             // SAFETY: candidates stay allocated while `tracing` is set,
@@ -781,13 +793,18 @@ fn find_reachable(
                 untouched += 1;
                 return false;
             }
-            h.set(flags::COLLECTING, true);
-            h.slot.set(marks.len() as u32);
-            any_weak |= h.has(flags::HAS_WEAK);
-            any_finalizer |= h.vtable().finalize.is_some() && !h.has(flags::FINALIZED);
-            marks.push(first_mark(h.strong.get()));
+            enter(h, &mut marks);
             true
-        })
+        });
+        if take_old {
+            // Entered as the heap walk finds them: one pass over their
+            // memory, not two. They come after the young candidates, whose
+            // indexes the retain above has settled.
+            gens.take_old_flagged(&inner.allocator, |header, h| {
+                enter(h, &mut marks);
+                cands.push(header);
+            });
+        }
     });
     inner.with_work(|work| {
         work.clear();

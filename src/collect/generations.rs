@@ -25,7 +25,10 @@
 //! vector entry costs (a 24-byte node then costs 40 bytes in all, not 48);
 //! the walk reads one word per block of the heap, which a full collection
 //! (which traces every old object) hardly notices, and is skipped when the
-//! generation it looks for is empty.
+//! generation it looks for is empty. A full collection enters each old
+//! candidate in the collection as the walk reads it
+//! ([`Generations::take_old_flagged`]), so the walk is its only extra pass
+//! over their memory.
 //!
 //! # Counters
 //!
@@ -183,14 +186,16 @@ impl Generations {
         }
     }
 
-    /// Takes the candidates of a collection of generations `0..=generation`
-    /// out of the generations, generation 0 first: its vector, usually the
-    /// largest, becomes the candidate list without a copy. The young
-    /// generations are taken whole; of generation 2 (a full collection) only
-    /// the objects flagged [`DECREMENTED`](flags::DECREMENTED), found by
-    /// walking the heap: the collection takes the old objects they reach
-    /// as it finds them ([`take_in`](Self::take_in)).
-    pub(crate) fn take(&mut self, allocator: &Allocator, generation: usize) -> Vec<NonNull<TrackedHeader>> {
+    /// Takes the young candidates of a collection of generations
+    /// `0..=generation` out of their generations, generation 0 first: its
+    /// vector, usually the largest, becomes the candidate list without a
+    /// copy. The young generations are taken whole. A full collection's old
+    /// candidates, the objects of generation 2 flagged
+    /// [`DECREMENTED`](flags::DECREMENTED), are taken apart, as detection
+    /// enters them ([`take_old_flagged`](Self::take_old_flagged)), and the
+    /// collection takes the old objects they reach as it finds them
+    /// ([`take_in`](Self::take_in)).
+    pub(crate) fn take(&mut self, generation: usize) -> Vec<NonNull<TrackedHeader>> {
         let mut taken = core::mem::take(&mut self.young[0]);
         if generation >= 1 {
             let gen1 = &mut self.young[1];
@@ -200,23 +205,36 @@ impl Generations {
                 *gen1 = Vec::new();
             }
         }
-        if generation == OLD && self.old > 0 {
-            let (mut seen, mut kept) = (0, 0);
-            for_each_old(allocator, |header, h| {
-                if h.generation() == OLD {
-                    seen += 1;
-                    if h.has(flags::DECREMENTED) {
-                        h.slot.set(NO_SLOT);
-                        taken.push(header);
-                    } else {
-                        kept += 1;
-                    }
-                }
-            });
-            debug_assert_eq!(seen, self.old, "generation 2 count out of sync");
-            self.old = kept;
-        }
         taken
+    }
+
+    /// Takes the objects of generation 2 flagged
+    /// [`DECREMENTED`](flags::DECREMENTED) out of it, found by walking the
+    /// heap, and hands each to `enter` as it finds it (with its slot
+    /// [`NO_SLOT`] until `enter` gives it another): a full collection makes
+    /// them candidates in the same pass over their memory.
+    pub(crate) fn take_old_flagged(
+        &mut self,
+        allocator: &Allocator,
+        mut enter: impl FnMut(NonNull<TrackedHeader>, &TrackedHeader),
+    ) {
+        if self.old == 0 {
+            return;
+        }
+        let (mut seen, mut kept) = (0, 0);
+        for_each_old(allocator, |header, h| {
+            if h.generation() == OLD {
+                seen += 1;
+                if h.has(flags::DECREMENTED) {
+                    h.slot.set(NO_SLOT);
+                    enter(header, h);
+                } else {
+                    kept += 1;
+                }
+            }
+        });
+        debug_assert_eq!(seen, self.old, "generation 2 count out of sync");
+        self.old = kept;
     }
 
     /// Takes `header` out of its generation if `take_in` names it (and it is
