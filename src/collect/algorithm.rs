@@ -784,6 +784,10 @@ fn find_reachable(
         marks.push(first_mark(h.strong.get()));
     };
     inner.with_gens(|gens| {
+        // Only generation 2 as it was before this collection can hold
+        // flagged objects: the young ones that the retain below moves there
+        // are unflagged. With none, the walk would find nothing.
+        let walk_old = take_old && gens.sizes()[GENERATIONS - 1] > 0;
         cands.retain(|&header| {
             // SAFETY: candidates stay allocated while `tracing` is set,
             // because releases of tracked objects are queued.
@@ -796,7 +800,7 @@ fn find_reachable(
             enter(h, &mut marks);
             true
         });
-        if take_old {
+        if walk_old {
             // Entered as the heap walk finds them: one pass over their
             // memory, not two. They come after the young candidates, whose
             // indexes the retain above has settled.
