@@ -208,6 +208,22 @@
 //! of 3,200 objects at 1.1 µs per object, with no page fault: the VM), GC
 //! time 0.95-1.14x, peak 1.12x; with the 500 µs time budget, three runs:
 //! 0.43, 0.51 and 1.63 ms (one pause over 1 ms), peak 1.14-1.19x.
+//!
+//! 2026-11-21, night (on core 1 alone, `taskset -c 1`, load about 1; full
+//! collections enter the flagged old objects as the heap walk finds them):
+//! 2-cycles 42.9 vs rust-cc 68.8, 0.62x (interleaved 41.1 vs 67.5, 0.61x;
+//! CPython 143, 3.3x slower than rcgc); rings 46.6 vs 81.0, 0.58x (47.7 vs
+//! 86.0, 0.55x; CPython 131, 2.8x). Recently touched 40.4 vs rust-cc 49.0,
+//! 0.83x (39.9 vs 39.7, 1.01x: parity in the interleaved rounds), with the
+//! tree old 54.0 ms, 1.10x (62.0 in an earlier run of the same day, before
+//! the walk entered the old candidates). Live plus garbage (a run of its
+//! shape alone after the walk's fix for untouched young objects moved to
+//! generation 2, which the first run had made walk the heap for nothing:
+//! 16.1 ms): 12.4 vs rust-cc 14.9, 0.83x (14.0 vs 14.9, 0.94x; CPython
+//! 7.1x slower). Generation 0 with 1M old: 1.18x (1.19x). Part 2:
+//! `Incremental::new(10_000)` longest CPU pause 0.967 ms (0 pauses over
+//! 1 ms), GC time 1.36x, peak 1.12x; with the 500 µs budget 0.406 ms,
+//! 1.26x, 1.14x.
 
 mod common;
 
