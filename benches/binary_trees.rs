@@ -185,8 +185,9 @@ use trees::{Trees, BIG_DEPTH, BIG_GROUP, DEPTH, GROUP, RC_MIMALLOC};
 const BASELINE: &str = "Rc";
 
 /// Table order of the contenders; all but `Rc+mimalloc` run in this binary.
-const CONTENDERS: [&str; 9] = [
+const CONTENDERS: [&str; 10] = [
     "rcgc",
+    RCGC_ACYCLIC,
     RCGC_MUTABLE,
     "Box",
     BASELINE,
@@ -199,6 +200,12 @@ const CONTENDERS: [&str; 9] = [
 
 /// Criterion name of the rcgc variant with mutable (tracked) nodes.
 const RCGC_MUTABLE: &str = "rcgc (RefCell nodes)";
+
+/// Criterion name of the rcgc variant whose node type is declared acyclic.
+const RCGC_ACYCLIC: &str = "rcgc (acyclic nodes)";
+
+/// The rcgc rows the targets are judged on.
+const JUDGED: [&str; 2] = ["rcgc", RCGC_ACYCLIC];
 
 /// Label of the CPython row.
 const CPYTHON: &str = "python3 (CPython, separate process)";
@@ -214,11 +221,19 @@ const TARGET_CLONE_DROP: f64 = 1.1;
 
 mod rcgc_trees {
     use std::cell::RefCell;
+    use std::marker::PhantomData;
 
     use rcgc::{Gc, Heap, Trace};
 
-    /// The heap as it comes: default collector policy.
-    pub struct RcgcTrees;
+    /// The heap as it comes: default collector policy. `N` is the node
+    /// type: [`Node`], or [`AcyclicNode`].
+    pub struct RcgcTrees<N>(PhantomData<N>);
+
+    /// An immutable node type for [`RcgcTrees`].
+    pub trait ImmutableNode: Trace + Sized + 'static {
+        fn new(left: Option<Gc<Self>>, right: Option<Gc<Self>>) -> Self;
+        fn children(&self) -> (&Option<Gc<Self>>, &Option<Gc<Self>>);
+    }
 
     /// Nodes whose handles can change: tracked, scanned by the collector.
     pub struct RcgcMutableTrees;
@@ -259,36 +274,61 @@ mod rcgc_trees {
         }
     }
 
+    /// Never tracked all the same: its handles are fixed and point only to
+    /// untracked nodes (decided at each allocation).
     #[derive(Trace)]
     pub struct Node {
         left: Option<Gc<Node>>,
         right: Option<Gc<Node>>,
     }
 
-    impl super::Trees for RcgcTrees {
+    /// Declared acyclic: never tracked by type, and an 8-byte header.
+    #[derive(Trace)]
+    #[trace(acyclic)]
+    pub struct AcyclicNode {
+        left: Option<Gc<AcyclicNode>>,
+        right: Option<Gc<AcyclicNode>>,
+    }
+
+    macro_rules! immutable_node {
+        ($ty:ident) => {
+            impl ImmutableNode for $ty {
+                #[inline(always)]
+                fn new(left: Option<Gc<Self>>, right: Option<Gc<Self>>) -> Self {
+                    $ty { left, right }
+                }
+
+                #[inline(always)]
+                fn children(&self) -> (&Option<Gc<Self>>, &Option<Gc<Self>>) {
+                    (&self.left, &self.right)
+                }
+            }
+        };
+    }
+    immutable_node!(Node);
+    immutable_node!(AcyclicNode);
+
+    impl<N: ImmutableNode> super::Trees for RcgcTrees<N> {
         type Ctx = Heap;
-        type Tree = Gc<Node>;
+        type Tree = Gc<N>;
 
         fn context() -> Heap {
             Heap::new()
         }
 
-        fn build(heap: &Heap, depth: u32) -> Gc<Node> {
+        fn build(heap: &Heap, depth: u32) -> Gc<N> {
             if depth > 0 {
-                heap.alloc(Node {
-                    left: Some(Self::build(heap, depth - 1)),
-                    right: Some(Self::build(heap, depth - 1)),
-                })
+                heap.alloc(N::new(
+                    Some(Self::build(heap, depth - 1)),
+                    Some(Self::build(heap, depth - 1)),
+                ))
             } else {
-                heap.alloc(Node {
-                    left: None,
-                    right: None,
-                })
+                heap.alloc(N::new(None, None))
             }
         }
 
-        fn check(tree: &Gc<Node>) -> u64 {
-            match (&tree.left, &tree.right) {
+        fn check(tree: &Gc<N>) -> u64 {
+            match tree.children() {
                 (Some(left), Some(right)) => 1 + Self::check(left) + Self::check(right),
                 _ => 1,
             }
@@ -542,9 +582,13 @@ mod bump_trees {
 }
 
 /// Every contender this binary runs: criterion name and whole-run function.
-fn local_contenders() -> [(&'static str, trees::Program); 8] {
+fn local_contenders() -> [(&'static str, trees::Program); 9] {
     [
-        ("rcgc", trees::program::<rcgc_trees::RcgcTrees>),
+        ("rcgc", trees::program::<rcgc_trees::RcgcTrees<rcgc_trees::Node>>),
+        (
+            RCGC_ACYCLIC,
+            trees::program::<rcgc_trees::RcgcTrees<rcgc_trees::AcyclicNode>>,
+        ),
         (RCGC_MUTABLE, trees::program::<rcgc_trees::RcgcMutableTrees>),
         ("Box", trees::program::<box_trees::BoxTrees>),
         (BASELINE, trees::program::<trees::RcTrees>),
@@ -646,14 +690,27 @@ fn ratio_of(name: &str, other: &str, values: &[(&str, Option<f64>)]) -> Option<f
     Some(get(name)? / get(other)?)
 }
 
-fn target_line(what: &str, ratio: Option<f64>, target: f64) -> String {
+fn target_line(who: &str, what: &str, ratio: Option<f64>, target: f64) -> String {
     match ratio {
         Some(r) => {
             let verdict = if r <= target { "met" } else { "MISSED" };
-            format!("rcgc vs {what}: {r:.2}x (target <= {target:.2}x): {verdict}")
+            format!("{who} vs {what}: {r:.2}x (target <= {target:.2}x): {verdict}")
         }
-        None => format!("rcgc vs {what}: n/a (target <= {target:.2}x)"),
+        None => format!("{who} vs {what}: n/a (target <= {target:.2}x)"),
     }
+}
+
+/// The binary-trees targets' verdicts for each [`JUDGED`] row of `values`.
+fn binary_trees_verdicts(values: &[(&str, Option<f64>)]) -> Vec<String> {
+    JUDGED
+        .iter()
+        .flat_map(|&who| {
+            [
+                target_line(who, "Rc", ratio_of(who, BASELINE, values), TARGET_VS_RC),
+                target_line(who, "bumpalo", ratio_of(who, "bumpalo", values), TARGET_VS_BUMP),
+            ]
+        })
+        .collect()
 }
 
 /// The depth-18 table: criterion's means divided by the node count.
@@ -707,12 +764,7 @@ fn print_depth18_table(cpython: Option<f64>) {
     if stale {
         notes.push("(stale) = not measured in this run; value from an earlier run".to_string());
     }
-    notes.push(target_line("Rc", ratio_of("rcgc", BASELINE, &values), TARGET_VS_RC));
-    notes.push(target_line(
-        "bumpalo",
-        ratio_of("rcgc", "bumpalo", &values),
-        TARGET_VS_BUMP,
-    ));
+    notes.extend(binary_trees_verdicts(&values));
 
     common::print_table(
         &format!(
@@ -762,12 +814,7 @@ fn print_depth20_table(local: &[(&str, f64)]) {
             trees::age(written)
         ));
     }
-    notes.push(target_line("Rc", ratio_of("rcgc", BASELINE, &values), TARGET_VS_RC));
-    notes.push(target_line(
-        "bumpalo",
-        ratio_of("rcgc", "bumpalo", &values),
-        TARGET_VS_BUMP,
-    ));
+    notes.extend(binary_trees_verdicts(&values));
 
     common::print_table(
         &format!(
@@ -783,16 +830,16 @@ fn print_depth20_table(local: &[(&str, f64)]) {
 /// Rounds of the interleaved depth-18 comparison.
 const ROUNDS: usize = 5;
 
-/// The contenders of the interleaved comparison: rcgc and the baselines of
-/// its two targets.
-const INTERLEAVED: [&str; 3] = ["rcgc", BASELINE, "bumpalo"];
+/// The contenders of the interleaved comparison: the judged rcgc rows and
+/// the baselines of their two targets.
+const INTERLEAVED: [&str; 4] = ["rcgc", RCGC_ACYCLIC, BASELINE, "bumpalo"];
 
 /// [`ROUNDS`] rounds of one depth-18 run of each of [`INTERLEAVED`] in turn;
 /// the median ns per node of each, in that order. Criterion runs one
 /// contender after the other, so a change of machine load during the run (a
 /// 2-core VM shares its host) moves the ratios between them; alternating
 /// them spreads it over all three.
-fn interleaved_depth18() -> [f64; 3] {
+fn interleaved_depth18() -> [f64; INTERLEAVED.len()] {
     let programs = INTERLEAVED.map(|name| {
         local_contenders()
             .into_iter()
@@ -800,7 +847,7 @@ fn interleaved_depth18() -> [f64; 3] {
             .map(|(_, program)| program)
             .expect("a local contender")
     });
-    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut times: [Vec<f64>; INTERLEAVED.len()] = Default::default();
     for _ in 0..ROUNDS {
         for (t, program) in times.iter_mut().zip(programs) {
             t.push(trees::single_run_ns_per_node(DEPTH, program));
@@ -810,23 +857,17 @@ fn interleaved_depth18() -> [f64; 3] {
 }
 
 /// The interleaved comparison's table and the targets' verdicts on it.
-fn print_interleaved(medians: [f64; 3]) {
+fn print_interleaved(medians: [f64; INTERLEAVED.len()]) {
     let values: Vec<(&str, Option<f64>)> = INTERLEAVED.iter().copied().zip(medians.map(Some)).collect();
+    let base = values.iter().find(|(n, _)| *n == BASELINE).and_then(|&(_, v)| v);
     let rows: Vec<Vec<String>> = values
         .iter()
         .map(|&(name, ns)| {
             let ns = ns.expect("measured");
-            vec![
-                name.to_string(),
-                common::format_ns(ns),
-                common::format_ratio(ns, Some(medians[1])),
-            ]
+            vec![name.to_string(), common::format_ns(ns), common::format_ratio(ns, base)]
         })
         .collect();
-    let notes = vec![
-        target_line("Rc", ratio_of("rcgc", BASELINE, &values), TARGET_VS_RC),
-        target_line("bumpalo", ratio_of("rcgc", "bumpalo", &values), TARGET_VS_BUMP),
-    ];
+    let notes = binary_trees_verdicts(&values);
     common::print_table(
         &format!("{GROUP}, {ROUNDS} interleaved rounds (median ns per node; lower is faster)"),
         &["contender", "ns/node", &format!("vs {BASELINE}")],
@@ -892,6 +933,6 @@ fn main() {
     ];
     println!(
         "{}",
-        target_line("Rc", ratio_of("rcgc", BASELINE, &clone_drop), TARGET_CLONE_DROP)
+        target_line("rcgc", "Rc", ratio_of("rcgc", BASELINE, &clone_drop), TARGET_CLONE_DROP)
     );
 }

@@ -6,7 +6,8 @@
 //! [`Trace::MAY_CONTAIN_GC`]:
 //!
 //! ```text
-//!  leaf object (T cannot own a Gc: strings, numbers, plain data) — 8-byte header
+//!  leaf object (T cannot own a Gc: strings, numbers, plain data; or T is
+//!  declared acyclic, `Trace::ACYCLIC`) — 8-byte header
 //!  +-------------+-------------+---------------------------+
 //!  | flags  u32  | strong u32  | value: T                  |
 //!  +-------------+-------------+---------------------------+
@@ -34,7 +35,8 @@
 //! * A block's first word tells what it holds (the heap walk's rule, see
 //!   [`tracked_in_block`]): bit 0 is set only for tracked objects.
 //! * Leaves have no vtable and no slot: they are never seen by the collector,
-//!   and a typed `Gc<T>` knows how to drop them.
+//!   and a typed `Gc<T>` knows how to drop them. The handles an acyclic
+//!   leaf owns are, to the collector, references from outside.
 //! * The weak count is not in the object: an object with weak references has
 //!   the `HAS_WEAK` flag and a side record (`handle::weak`), so objects without
 //!   weak references pay nothing for them.
@@ -229,8 +231,9 @@ pub(crate) static NO_VTABLE: VTable = VTable {
 pub(crate) struct ObjectKind<T: ?Sized>(PhantomData<T>);
 
 impl<T: Trace + ?Sized + 'static> ObjectKind<T> {
-    /// Whether objects of `T` are tracked (sized and may own a `Gc`).
-    pub(crate) const TRACKED: bool = T::MAY_CONTAIN_GC && size_of::<*const T>() == size_of::<usize>();
+    /// Whether objects of `T` are tracked (sized, may own a `Gc`, and not
+    /// declared [`ACYCLIC`](Trace::ACYCLIC)).
+    pub(crate) const TRACKED: bool = T::MAY_CONTAIN_GC && !T::ACYCLIC && size_of::<*const T>() == size_of::<usize>();
     /// Bytes of header.
     pub(crate) const HEADER: usize = if Self::TRACKED { 16 } else { 8 };
 

@@ -98,6 +98,11 @@
 //!   generated impl sets `HAS_FINALIZER` and forwards `Trace::finalize` to it.
 //! * `#[trace(tracked)]` on the struct or enum: `MAY_CONTAIN_GC` is `true`
 //!   without consulting the fields. See below for when it is needed.
+//! * `#[trace(acyclic)]` on the struct or enum: sets `ACYCLIC`, your promise
+//!   that values of the type never take part in a cycle (immutable nodes
+//!   that point only to older values, say). The collector then never tracks
+//!   them, and they carry an 8-byte header instead of 16. A broken promise
+//!   leaks the cycle, as `Rc` would; it is never undefined behaviour.
 //!
 //! Any other `#[trace(...)]` argument is a compile error.
 //!
@@ -197,7 +202,7 @@ fn expand(input: DeriveInput) -> TokenStream {
 }
 
 /// Attribute arguments accepted on the struct or enum.
-const CONTAINER_ARGS: &str = "`tracked`, `finalize`";
+const CONTAINER_ARGS: &str = "`tracked`, `finalize`, `acyclic`";
 /// Attribute arguments accepted on a field.
 const FIELD_ARGS: &str = "`skip`";
 
@@ -280,7 +285,11 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         }
     };
     errors.finish()?;
-    let ContainerAttrs { tracked, finalize } = container.unwrap_or_default();
+    let ContainerAttrs {
+        tracked,
+        finalize,
+        acyclic,
+    } = container.unwrap_or_default();
 
     let ident = &input.ident;
     let self_args = own_generic_args(&input.generics);
@@ -378,6 +387,14 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         }
     };
 
+    let acyclic = if acyclic {
+        quote!(
+            const ACYCLIC: bool = true;
+        )
+    } else {
+        quote!()
+    };
+
     let finalizer = if finalize {
         quote! {
             const HAS_FINALIZER: bool = true;
@@ -396,6 +413,7 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         unsafe impl #impl_generics ::rcgc::Trace for #ident #ty_generics #where_clause {
             const MAY_CONTAIN_GC: bool = #may_contain_gc;
             const FIXED_EDGES: bool = #fixed_edges;
+            #acyclic
             #finalizer
 
             #[inline(always)]
@@ -477,17 +495,20 @@ fn trace_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|attr| attr.path().is_ident("trace"))
 }
 
-/// Container options: `#[trace(tracked)]`, `#[trace(finalize)]`.
+/// Container options: `#[trace(tracked)]`, `#[trace(finalize)]`,
+/// `#[trace(acyclic)]`.
 #[derive(Default, Clone, Copy)]
 struct ContainerAttrs {
     tracked: bool,
     finalize: bool,
+    acyclic: bool,
 }
 
 /// Parses the container's `#[trace(...)]` attributes.
 fn parse_container_attrs(attrs: &[Attribute]) -> Result<ContainerAttrs> {
     let mut tracked = false;
     let mut finalize = false;
+    let mut acyclic = false;
     let mut errors = ErrorSink::default();
     for attr in trace_attrs(attrs) {
         let result = attr.parse_nested_meta(|meta| {
@@ -496,6 +517,9 @@ fn parse_container_attrs(attrs: &[Attribute]) -> Result<ContainerAttrs> {
                 no_value(&meta)
             } else if meta.path.is_ident("finalize") {
                 finalize = true;
+                no_value(&meta)
+            } else if meta.path.is_ident("acyclic") {
+                acyclic = true;
                 no_value(&meta)
             } else if meta.path.is_ident("skip") {
                 Err(meta.error(format!(
@@ -511,7 +535,11 @@ fn parse_container_attrs(attrs: &[Attribute]) -> Result<ContainerAttrs> {
         errors.collect(result);
     }
     errors.finish()?;
-    Ok(ContainerAttrs { tracked, finalize })
+    Ok(ContainerAttrs {
+        tracked,
+        finalize,
+        acyclic,
+    })
 }
 
 /// Returns whether `#[trace(skip)]` is present.

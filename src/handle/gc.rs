@@ -543,16 +543,17 @@ impl<T: Trace + ?Sized + 'static> Drop for Gc<T> {
 #[inline(never)]
 pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
     // SAFETY: forwarded caller contract.
-    if ObjectKind::<T>::TRACKED && !T::HAS_FINALIZER && unsafe { release_nested_plain(ptr) } {
+    if T::MAY_CONTAIN_GC && !T::HAS_FINALIZER && unsafe { release_nested_plain(ptr) } {
         return;
     }
     // SAFETY: forwarded caller contract.
     unsafe { release_general(ptr) }
 }
 
-/// The common case of `release` inside a cascade: a live tracked object
-/// without a finalizer, with no weak record and in no generation or
-/// collection (`is_plain_live_untracked`, one test of the header), released
+/// The common case of `release` inside a cascade: a live object that may
+/// own handles, without a finalizer, with no weak record and (if tracked)
+/// in no generation or collection (`is_plain_live_untracked`, one test of
+/// the header), released
 /// while no `Trace` impl runs, nested (depth at least 1: the outermost
 /// release drains the queue) and within the stack window of its cascade
 /// (`HeapInner::in_release_stack_window`). It does what `release_with` does
@@ -568,13 +569,20 @@ pub(crate) unsafe fn release<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
 /// [`MAX_RELEASE_DEPTH`]).
 ///
 /// # Safety
-/// As `release`, for a tracked `T` without a finalizer.
+/// As `release`, for a `T` that may own handles, without a finalizer.
 #[inline(always)]
 unsafe fn release_nested_plain<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) -> bool {
-    debug_assert!(ObjectKind::<T>::TRACKED && !T::HAS_FINALIZER);
+    debug_assert!(T::MAY_CONTAIN_GC && !T::HAS_FINALIZER);
     let value = ptr.cast::<u8>();
     // SAFETY: the caller guarantees the header is live.
-    if !unsafe { object::tracked_header(value).as_ref() }.is_plain_live_untracked() {
+    let plain = unsafe {
+        if ObjectKind::<T>::TRACKED {
+            object::tracked_header(value).as_ref().is_plain_live_untracked()
+        } else {
+            !object::Flags::has::<T>(value, flags::HAS_WEAK)
+        }
+    };
+    if !plain {
         return false;
     }
     // SAFETY: the object is alive (not DEAD), so its layout may be read from
@@ -697,11 +705,18 @@ unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Lay
         if dead {
             // The collector already dropped the value; only the block is left.
             free_block(inner, value, layout, ObjectKind::<T>::value_offset(layout.align()));
-        } else if ObjectKind::<T>::TRACKED && inner.release_depth.get() >= MAX_RELEASE_DEPTH {
-            // Only values that may own handles can nest releases; tracked
-            // objects are sized and carry the typed release in their vtable.
-            let release = object::tracked_header(value).as_ref().vtable().deferred_release;
-            inner.with_deferred(|queue| queue.push((value, release)));
+        } else if T::MAY_CONTAIN_GC && inner.release_depth.get() >= MAX_RELEASE_DEPTH {
+            // Only values that may own handles can nest releases. Tracked
+            // objects are sized and carry the typed release in their vtable;
+            // an untracked one (an acyclic type, a slice of handles) has no
+            // vtable, so its (possibly wide) pointer goes into a box.
+            let entry = if ObjectKind::<T>::TRACKED {
+                (value, object::tracked_header(value).as_ref().vtable().deferred_release)
+            } else {
+                let boxed = NonNull::from(Box::leak(Box::new(ptr))).cast::<u8>();
+                (boxed, deferred_release_boxed::<T> as unsafe fn(NonNull<u8>))
+            };
+            inner.with_deferred(|queue| queue.push(entry));
             return;
         } else if T::MAY_CONTAIN_GC && inner.release_depth.get() == 0 {
             // The outermost release of a value that may start a cascade.
@@ -829,6 +844,25 @@ pub(crate) unsafe fn deferred_release<T: Trace + 'static>(value: NonNull<u8>) {
     unsafe {
         let inner = heap_of::<T>(value, layout);
         drop_and_free(inner.as_ref(), value.cast::<T>(), layout);
+    }
+}
+
+/// The queued second half of `release` for an untracked object that owns
+/// handles (see `release_with`).
+///
+/// # Safety
+/// `boxed` came from leaking a `Box<NonNull<T>>` that points to a dying
+/// object queued by `release`; it is used once.
+pub(crate) unsafe fn deferred_release_boxed<T: Trace + ?Sized + 'static>(boxed: NonNull<u8>) {
+    // SAFETY: the caller guarantees `boxed` is the leaked box, used once.
+    let ptr = *unsafe { Box::from_raw(boxed.cast::<NonNull<T>>().as_ptr()) };
+    // SAFETY: the value is alive until dropped here (it is not dead: only
+    // the collector kills values, and it never sees untracked objects), so
+    // its layout may be read from it; the object's heap outlives it.
+    unsafe {
+        let layout = block_layout::<T>(ptr);
+        let inner = heap_of::<T>(ptr.cast(), layout);
+        drop_and_free(inner.as_ref(), ptr, layout);
     }
 }
 

@@ -101,6 +101,22 @@ pub unsafe trait Trace {
     /// type whose handles can change is memory-safe but may leak a cycle.
     const FIXED_EDGES: bool = !Self::MAY_CONTAIN_GC;
 
+    /// Whether values of this type never take part in a reference cycle, as
+    /// its author promises: an immutable node that only points to values
+    /// created before it (an AST, a CPython-style tuple), say. Objects of
+    /// such a type are not tracked by the collector even if they own `Gc`
+    /// handles: they carry the 8-byte header of a leaf instead of 16 bytes
+    /// (a node of two handles then takes 24 bytes, not 32), and the handles
+    /// they own count as references from outside the collector's view.
+    /// They are still freed the moment their count reaches zero, with the
+    /// deep-drop protection of every other object.
+    ///
+    /// Claiming `true` for a type whose values do end up in a cycle is
+    /// memory-safe: that cycle is never collected (a leak), as with
+    /// `Rc`. `#[derive(Trace)]` sets it with `#[trace(acyclic)]`. Default:
+    /// `false`.
+    const ACYCLIC: bool = false;
+
     /// Visits every `Gc` this value owns by calling `trace` on each field.
     fn trace(&self, tracer: &mut Tracer<'_>);
 
