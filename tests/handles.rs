@@ -6,6 +6,8 @@ use std::rc::Rc;
 
 use rcgc::{Gc, Heap, Trace, Weak, IMMORTAL_REFCOUNT};
 
+mod common;
+
 /// Counts how many times values were dropped.
 #[derive(Clone, Default)]
 struct Drops(Rc<Cell<usize>>);
@@ -371,40 +373,9 @@ fn deep_lists_drop_without_overflowing_the_stack() {
 /// weak reference cleared.
 #[test]
 fn deep_lists_of_untracked_nodes_drop_without_overflowing_the_stack() {
-    #[derive(Trace)]
-    struct Link {
-        value: u64,
-        next: Option<Gc<Link>>,
-    }
     let n = if cfg!(miri) { 2_000 } else { 1_000_000 };
     for weak_every in [0, 7, 1000] {
-        let left = std::thread::Builder::new()
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let heap = Heap::new();
-                let mut head: Option<Gc<Link>> = None;
-                let mut weaks = Vec::new();
-                for i in 0..n {
-                    let node = heap.alloc(Link {
-                        value: i,
-                        next: head.take(),
-                    });
-                    if weak_every != 0 && i % weak_every == 0 {
-                        weaks.push(Gc::downgrade(&node));
-                    }
-                    head = Some(node);
-                }
-                assert_eq!(heap.object_count() as u64, n);
-                let first = head.as_ref().unwrap();
-                assert!(!heap.is_tracked(first), "immutable nodes are untracked");
-                assert_eq!(first.value, n - 1);
-                drop(head);
-                assert!(weaks.iter().all(|w| w.upgrade().is_none()));
-                heap.object_count()
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let left = common::drop_deep_untracked_list_on_a_small_stack::<common::Link>(n, weak_every);
         assert_eq!(left, 0, "weak_every {weak_every}");
     }
 }

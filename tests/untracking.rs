@@ -17,6 +17,10 @@ use std::rc::Rc;
 
 use rcgc::{Gc, Heap, Trace};
 
+mod common;
+
+use common::{Counter, DropCount};
+
 /// An immutable binary-tree node (the binary-trees benchmark's shape).
 #[derive(Trace)]
 struct Node {
@@ -354,29 +358,21 @@ fn acyclic_types_get_the_leaf_header_and_are_never_tracked() {
 #[trace(acyclic)]
 struct Counted {
     next: Option<Gc<Counted>>,
-    to: Option<Gc<Cellish>>,
-    drops: Rc<Cell<usize>>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
+    #[trace(skip)]
+    _drops: DropCount,
 }
 
 #[test]
 fn acyclic_objects_are_dropped_the_moment_their_last_handle_goes() {
     let heap = Heap::new();
-    let drops = Rc::new(Cell::new(0));
+    let drops = Counter::default();
     let first = heap.alloc(Counted {
         next: None,
-        to: None,
-        drops: drops.clone(),
+        _drops: DropCount(drops.clone()),
     });
     let second = heap.alloc(Counted {
         next: Some(first.clone()),
-        to: None,
-        drops: drops.clone(),
+        _drops: DropCount(drops.clone()),
     });
     let weak = Gc::downgrade(&first);
     drop(first);
@@ -392,13 +388,8 @@ fn acyclic_objects_are_dropped_the_moment_their_last_handle_goes() {
 #[derive(Trace)]
 struct Slot {
     to: RefCell<Option<Gc<Back>>>,
-    drops: Rc<Cell<usize>>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
+    #[trace(skip)]
+    _drops: DropCount,
 }
 
 /// Declared acyclic, yet it points back at a `Slot` that points to it.
@@ -406,13 +397,8 @@ impl Drop for Slot {
 #[trace(acyclic)]
 struct Back {
     slot: Gc<Slot>,
-    drops: Rc<Cell<usize>>,
-}
-
-impl Drop for Back {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
+    #[trace(skip)]
+    _drops: DropCount,
 }
 
 /// A promise broken: a tracked object and an "acyclic" one that point to
@@ -423,14 +409,14 @@ impl Drop for Back {
 #[test]
 fn a_cycle_through_an_acyclic_object_leaks_and_stays_intact() {
     let heap = Heap::new();
-    let drops = Rc::new(Cell::new(0));
+    let drops = Counter::default();
     let slot = heap.alloc(Slot {
         to: RefCell::new(None),
-        drops: drops.clone(),
+        _drops: DropCount(drops.clone()),
     });
     let back = heap.alloc(Back {
         slot: slot.clone(),
-        drops: drops.clone(),
+        _drops: DropCount(drops.clone()),
     });
     assert!(heap.is_tracked(&slot) && !heap.is_tracked(&back));
     *slot.to.borrow_mut() = Some(back);
@@ -459,39 +445,9 @@ fn a_cycle_through_an_acyclic_object_leaks_and_stays_intact() {
 /// reference, which takes them off the fast path.
 #[test]
 fn deep_lists_of_acyclic_nodes_drop_without_overflowing_the_stack() {
-    #[derive(Trace)]
-    #[trace(acyclic)]
-    struct Link {
-        value: u64,
-        next: Option<Gc<Link>>,
-    }
     let n = if cfg!(miri) { 2_000 } else { 1_000_000 };
     for weak_every in [0, 7] {
-        let left = std::thread::Builder::new()
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let heap = Heap::new();
-                let mut head: Option<Gc<Link>> = None;
-                let mut weaks = Vec::new();
-                for i in 0..n {
-                    let node = heap.alloc(Link {
-                        value: i,
-                        next: head.take(),
-                    });
-                    if weak_every != 0 && i % weak_every == 0 {
-                        weaks.push(Gc::downgrade(&node));
-                    }
-                    head = Some(node);
-                }
-                assert_eq!(heap.object_count() as u64, n);
-                assert_eq!(head.as_ref().unwrap().value, n - 1);
-                drop(head);
-                assert!(weaks.iter().all(|w| w.upgrade().is_none()));
-                heap.object_count()
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let left = common::drop_deep_untracked_list_on_a_small_stack::<common::AcyclicLink>(n, weak_every);
         assert_eq!(left, 0, "weak_every {weak_every}");
     }
 }
@@ -506,12 +462,11 @@ fn a_cycle_of_tracked_objects_holding_acyclic_ones_is_collected() {
         atom: Gc<Counted>,
     }
     let heap = Heap::new();
-    let drops = Rc::new(Cell::new(0));
+    let drops = Counter::default();
     let atom = |next| {
         heap.alloc(Counted {
             next,
-            to: None,
-            drops: drops.clone(),
+            _drops: DropCount(drops.clone()),
         })
     };
     let a = heap.alloc(Holder {

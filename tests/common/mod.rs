@@ -72,6 +72,15 @@ impl Counter {
     }
 }
 
+/// A field that counts its owner's drops: it bumps its counter when dropped.
+pub struct DropCount(pub Counter);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
 /// A policy that does what it holds at every `Heap::checkpoint` and never
 /// collects on its own: a collection the test can place, which the heap
 /// treats as automatic (for tests).
@@ -109,4 +118,76 @@ pub fn proptest_config(cases: u32, miri_cases: u32) -> proptest::test_runner::Co
         failure_persistence: None,
         ..proptest::test_runner::Config::default()
     }
+}
+
+/// A list node type for [`drop_deep_untracked_list_on_a_small_stack`].
+pub trait ListNode: rcgc::Trace + Sized + 'static {
+    /// A node holding `value`, in front of `next`.
+    fn new(value: u64, next: Option<rcgc::Gc<Self>>) -> Self;
+    /// The value the node holds.
+    fn value(&self) -> u64;
+}
+
+/// A list node whose handle cannot change: never tracked, since it points
+/// only to untracked nodes.
+#[derive(rcgc::Trace)]
+pub struct Link {
+    value: u64,
+    next: Option<rcgc::Gc<Link>>,
+}
+
+/// The same, declared acyclic: untracked by type, with the 8-byte header.
+#[derive(rcgc::Trace)]
+#[trace(acyclic)]
+pub struct AcyclicLink {
+    value: u64,
+    next: Option<rcgc::Gc<AcyclicLink>>,
+}
+
+macro_rules! list_node {
+    ($ty:ident) => {
+        impl ListNode for $ty {
+            fn new(value: u64, next: Option<rcgc::Gc<$ty>>) -> $ty {
+                $ty { value, next }
+            }
+            fn value(&self) -> u64 {
+                self.value
+            }
+        }
+    };
+}
+list_node!(Link);
+list_node!(AcyclicLink);
+
+/// Builds a list of `n` nodes of `N` on a thread with a 256 KiB stack (each
+/// node in front of the previous one, so the head is the newest), with a
+/// weak reference to every `weak_every`-th node (none for 0), drops its
+/// head and returns the heap's object count afterwards. Checks that the
+/// head is untracked and holds the last value, and that every weak
+/// reference is cleared.
+pub fn drop_deep_untracked_list_on_a_small_stack<N: ListNode>(n: u64, weak_every: u64) -> usize {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let heap = Heap::new();
+            let mut head: Option<rcgc::Gc<N>> = None;
+            let mut weaks = Vec::new();
+            for i in 0..n {
+                let node = heap.alloc(N::new(i, head.take()));
+                if weak_every != 0 && i % weak_every == 0 {
+                    weaks.push(rcgc::Gc::downgrade(&node));
+                }
+                head = Some(node);
+            }
+            assert_eq!(heap.object_count() as u64, n);
+            let first = head.as_ref().unwrap();
+            assert!(!heap.is_tracked(first), "the nodes are untracked");
+            assert_eq!(first.value(), n - 1);
+            drop(head);
+            assert!(weaks.iter().all(|w| w.upgrade().is_none()));
+            heap.object_count()
+        })
+        .unwrap()
+        .join()
+        .unwrap()
 }
