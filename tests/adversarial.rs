@@ -23,7 +23,7 @@ use rcgc::alloc::AllocErrorKind;
 use rcgc::{DebugFlags, Finalize, Gc, GcPhase, Heap, Trace, Weak};
 
 mod common;
-use common::{panic_message, Counter, Sink};
+use common::{panic_message, size, Counter, Sink};
 
 type DropHook = Box<dyn FnOnce(&Node)>;
 type FinalizeHook = Rc<dyn Fn(&Gc<Fin>)>;
@@ -129,6 +129,52 @@ fn a_panicking_drop_on_the_refcount_path_propagates_and_still_frees_the_object()
     // The heap is fully usable afterwards.
     self_cycle(&heap, &drops);
     assert_eq!(heap.collect(), 1);
+}
+
+/// A leaf whose `Drop` panics, and a chain of acyclic objects (which carry
+/// the leaf header) with one such `Drop` in the middle: the panic reaches
+/// the code that dropped the last handle, and every block is freed all the
+/// same, also past the depth where the acyclic releases are queued.
+#[test]
+fn a_panicking_drop_of_a_leaf_or_an_acyclic_object_still_frees_the_blocks() {
+    #[derive(Trace)]
+    struct Boom(u64);
+    impl Drop for Boom {
+        fn drop(&mut self) {
+            panic!("leaf drop exploded")
+        }
+    }
+    #[derive(Trace)]
+    #[trace(acyclic)]
+    struct Link {
+        next: Option<Gc<Link>>,
+        explode: bool,
+    }
+    impl Drop for Link {
+        fn drop(&mut self) {
+            if self.explode {
+                panic!("acyclic drop exploded")
+            }
+        }
+    }
+    let heap = Heap::new();
+    let leaf = heap.alloc(Boom(1));
+    assert_eq!(leaf.0, 1);
+    let result = catch_unwind(AssertUnwindSafe(move || drop(leaf)));
+    assert_eq!(panic_message(&*result.unwrap_err()), "leaf drop exploded");
+    assert_eq!((heap.object_count(), heap.bytes_in_use()), (0, 0));
+
+    let n = size(1_000, 300);
+    let mut head: Option<Gc<Link>> = None;
+    for i in 0..n {
+        head = Some(heap.alloc(Link {
+            next: head.take(),
+            explode: i == n / 2,
+        }));
+    }
+    let result = catch_unwind(AssertUnwindSafe(move || drop(head)));
+    assert_eq!(panic_message(&*result.unwrap_err()), "acyclic drop exploded");
+    assert_eq!((heap.object_count(), heap.bytes_in_use()), (0, 0));
 }
 
 /// A chain of `n` nodes (each holding the next) whose nodes at the indices

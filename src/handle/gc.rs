@@ -871,22 +871,6 @@ pub(crate) unsafe fn deferred_release_boxed<T: Trace + ?Sized + 'static>(boxed: 
 /// # Safety
 /// `ptr` is the value of a dying object of `inner` with block `layout`.
 unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: NonNull<T>, layout: Layout) {
-    struct FreeOnExit<'a> {
-        inner: &'a HeapInner,
-        value: NonNull<u8>,
-        layout: Layout,
-        offset: usize,
-    }
-    impl Drop for FreeOnExit<'_> {
-        // Inlined into each typed release, where the layout is usually a
-        // constant: the size class then folds away.
-        #[inline(always)]
-        fn drop(&mut self) {
-            // SAFETY: the value has been dropped (or its drop unwound); the
-            // block is no longer used.
-            unsafe { free_block(self.inner, self.value, self.layout, self.offset) }
-        }
-    }
     /// For a tracked object: frees the block if the value's drop unwinds,
     /// finding the layout (and so the heap) from the header, which the drop
     /// leaves intact. Only the address is kept for the unwinding path, so
@@ -909,6 +893,27 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
             }
         }
     }
+    /// For a leaf: frees the block if the value's drop unwinds, finding the
+    /// heap from the block's address. The common path frees it itself, so
+    /// the guard keeps only what the unwinding path needs.
+    struct FreeLeafOnUnwind<T: Trace + ?Sized + 'static>(NonNull<u8>, Layout, PhantomData<*const T>);
+    impl<T: Trace + ?Sized + 'static> Drop for FreeLeafOnUnwind<T> {
+        fn drop(&mut self) {
+            let (value, layout) = (self.0, self.1);
+            // SAFETY: the block holding `value` has `layout` and belongs to
+            // the heap its address names; the value's drop is over (it
+            // unwound), so the block is no longer used.
+            unsafe {
+                let inner = heap_of::<T>(value, layout);
+                free_block(
+                    inner.as_ref(),
+                    value,
+                    layout,
+                    ObjectKind::<T>::value_offset(layout.align()),
+                );
+            }
+        }
+    }
     let value = ptr.cast::<u8>();
     let offset = ObjectKind::<T>::value_offset(layout.align());
     if ObjectKind::<T>::TRACKED {
@@ -921,14 +926,13 @@ unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: Non
         unsafe { free_block(inner, value, layout, offset) };
         return;
     }
-    let _free = FreeOnExit {
-        inner,
-        value,
-        layout,
-        offset,
-    };
-    // SAFETY: the value is live and nobody can reach it any more.
+    let unwinding = FreeLeafOnUnwind::<T>(value, layout, PhantomData);
+    // SAFETY: the value is live and nobody can reach it any more; on
+    // unwinding, `unwinding` frees the block.
     unsafe { ptr.as_ptr().drop_in_place() };
+    core::mem::forget(unwinding);
+    // SAFETY: the value has been dropped; the block is no longer used.
+    unsafe { free_block(inner, value, layout, offset) };
 }
 
 /// # Safety
