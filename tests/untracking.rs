@@ -452,6 +452,46 @@ fn deep_lists_of_acyclic_nodes_drop_without_overflowing_the_stack() {
     }
 }
 
+/// A deep chain that alternates acyclic objects and slices of handles
+/// (`Gc<[Gc<Fan>]>`): nothing in it is tracked, so past the counted depth
+/// both kinds wait on the release queue in boxes, the slices as wide
+/// pointers. Everything is freed on a small stack.
+#[test]
+fn deep_chains_through_slices_of_handles_drop_without_overflowing_the_stack() {
+    #[derive(Trace)]
+    #[trace(acyclic)]
+    struct Fan {
+        value: u64,
+        children: Option<Gc<[Gc<Fan>]>>,
+    }
+    let n = common::size(200_000, 300) as u64;
+    let left = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let heap = Heap::new();
+            let mut head = heap.alloc(Fan {
+                value: 0,
+                children: None,
+            });
+            for i in 1..n {
+                let children = heap.alloc_slice(vec![head]);
+                head = heap.alloc(Fan {
+                    value: i,
+                    children: Some(children),
+                });
+            }
+            assert_eq!(heap.object_count() as u64, 2 * n - 1);
+            assert_eq!(head.value, n - 1);
+            assert_eq!(head.children.as_ref().unwrap()[0].value, n - 2);
+            drop(head);
+            heap.object_count()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
 /// Tracked objects that hold acyclic ones still form collectable cycles;
 /// the acyclic objects go with them, by their counts.
 #[test]

@@ -340,7 +340,7 @@ pub(crate) fn collect_set(
     };
     let detection = {
         let _tracing = FlagGuard::set(&inner.tracing);
-        find_reachable(inner, &mut cands, promotion, take_in, promote_untouched, full)
+        find_reachable(inner, &mut cands, promotion, take_in, promote_untouched)
     };
     let examined = cands.len();
     let survivors = detection.untouched + detection.promoted;
@@ -421,7 +421,7 @@ pub(crate) fn collect_set(
         };
         let again = {
             let _tracing = FlagGuard::set(&inner.tracing);
-            find_reachable(inner, &mut garbage, promotion, None, false, false)
+            find_reachable(inner, &mut garbage, promotion, None, false)
         };
         found = garbage.len() - again.promoted;
     }
@@ -748,9 +748,10 @@ const ROOT: u32 = u32::MAX - 1;
 /// whose mark stayed above zero. Also enters the candidates in the
 /// collection (`COLLECTING`, slot = index), which the caller's work list
 /// must mirror. The marks are one dense array, so the scans over them
-/// touch no object. With `take_old` (a full collection), the old objects
-/// flagged `DECREMENTED` join `cands` after the others, each entered as
-/// the heap walk that finds them reads it (`Generations::take_old_flagged`).
+/// touch no object. In a full collection (`take_in` is
+/// [`TakeIn::AllGenerations`]), the old objects flagged `DECREMENTED` join
+/// `cands` after the others, each entered as the heap walk that finds them
+/// reads it (`Generations::take_old_flagged`).
 ///
 /// With `promote_untouched` (a generational collection), the candidates
 /// not flagged `DECREMENTED` first move into the destination generation
@@ -770,7 +771,6 @@ fn find_reachable(
     promotion: Promotion,
     take_in: Option<TakeIn>,
     promote_untouched: bool,
-    take_old: bool,
 ) -> Detection {
     let (mut any_weak, mut any_finalizer) = (false, false);
     let mut marks: Vec<u32> = Vec::with_capacity(cands.len());
@@ -787,7 +787,7 @@ fn find_reachable(
         // Only generation 2 as it was before this collection can hold
         // flagged objects: the young ones that the retain below moves there
         // are unflagged. With none, the walk would find nothing.
-        let walk_old = take_old && gens.sizes()[GENERATIONS - 1] > 0;
+        let walk_old = matches!(take_in, Some(TakeIn::AllGenerations)) && gens.sizes()[GENERATIONS - 1] > 0;
         cands.retain(|&header| {
             // SAFETY: candidates stay allocated while `tracing` is set,
             // because releases of tracked objects are queued.

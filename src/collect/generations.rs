@@ -210,23 +210,21 @@ impl Generations {
 
     /// Takes the objects of generation 2 flagged
     /// [`DECREMENTED`](flags::DECREMENTED) out of it, found by walking the
-    /// heap, and hands each to `enter` as it finds it (with its slot
-    /// [`NO_SLOT`] until `enter` gives it another): a full collection makes
-    /// them candidates in the same pass over their memory.
+    /// heap (the caller skips the walk when generation 2 is empty), and
+    /// hands each to `enter` as it finds it: a full collection makes them
+    /// candidates in the same pass over their memory. `enter` must give the
+    /// object a slot of the collection's work list; until then it keeps its
+    /// old slot, uncounted.
     pub(crate) fn take_old_flagged(
         &mut self,
         allocator: &Allocator,
         mut enter: impl FnMut(NonNull<TrackedHeader>, &TrackedHeader),
     ) {
-        if self.old == 0 {
-            return;
-        }
         let (mut seen, mut kept) = (0, 0);
         for_each_old(allocator, |header, h| {
             if h.generation() == OLD {
                 seen += 1;
                 if h.has(flags::DECREMENTED) {
-                    h.slot.set(NO_SLOT);
                     enter(header, h);
                 } else {
                     kept += 1;

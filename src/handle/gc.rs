@@ -872,67 +872,70 @@ pub(crate) unsafe fn deferred_release_boxed<T: Trace + ?Sized + 'static>(boxed: 
 /// `ptr` is the value of a dying object of `inner` with block `layout`.
 unsafe fn drop_and_free<T: Trace + ?Sized + 'static>(inner: &HeapInner, ptr: NonNull<T>, layout: Layout) {
     /// For a tracked object: frees the block if the value's drop unwinds,
-    /// finding the layout (and so the heap) from the header, which the drop
-    /// leaves intact. Only the address is kept for the unwinding path, so
-    /// the common path stores one word instead of the whole `FreeOnExit`.
+    /// finding the layout from the header, which the drop leaves intact.
+    /// Only the address is kept for the unwinding path, so the common path
+    /// stores one word.
     struct FreeTrackedOnUnwind<T: Trace + ?Sized + 'static>(NonNull<u8>, PhantomData<*const T>);
     impl<T: Trace + ?Sized + 'static> Drop for FreeTrackedOnUnwind<T> {
         fn drop(&mut self) {
-            // SAFETY: a tracked object's header outlives its value's drop;
-            // its vtable's block layout is the object's, so the heap found
-            // from it is the object's, and the block is no longer used.
-            unsafe {
-                let layout = object::tracked_header(self.0).as_ref().vtable().block_layout;
-                let inner = heap_of::<T>(self.0, layout);
-                free_block(
-                    inner.as_ref(),
-                    self.0,
-                    layout,
-                    ObjectKind::<T>::value_offset(layout.align()),
-                );
-            }
+            // SAFETY: a tracked object's header outlives its value's drop,
+            // and its vtable's block layout is the object's.
+            unsafe { free_unwound::<T>(self.0, object::tracked_header(self.0).as_ref().vtable().block_layout) }
         }
     }
-    /// For a leaf: frees the block if the value's drop unwinds, finding the
-    /// heap from the block's address. The common path frees it itself, so
-    /// the guard keeps only what the unwinding path needs.
+    /// For a leaf (no vtable): the same with the layout kept beside the
+    /// address.
     struct FreeLeafOnUnwind<T: Trace + ?Sized + 'static>(NonNull<u8>, Layout, PhantomData<*const T>);
     impl<T: Trace + ?Sized + 'static> Drop for FreeLeafOnUnwind<T> {
         fn drop(&mut self) {
-            let (value, layout) = (self.0, self.1);
-            // SAFETY: the block holding `value` has `layout` and belongs to
-            // the heap its address names; the value's drop is over (it
-            // unwound), so the block is no longer used.
-            unsafe {
-                let inner = heap_of::<T>(value, layout);
-                free_block(
-                    inner.as_ref(),
-                    value,
-                    layout,
-                    ObjectKind::<T>::value_offset(layout.align()),
-                );
-            }
+            // SAFETY: the layout is the object's block layout (kept by
+            // `drop_and_free`).
+            unsafe { free_unwound::<T>(self.0, self.1) }
         }
     }
-    let value = ptr.cast::<u8>();
-    let offset = ObjectKind::<T>::value_offset(layout.align());
-    if ObjectKind::<T>::TRACKED {
-        let unwinding = FreeTrackedOnUnwind::<T>(value, PhantomData);
+    /// Drops the value at `ptr`; `unwinding` frees the block if that
+    /// unwinds, and is forgotten otherwise.
+    ///
+    /// # Safety
+    /// As `drop_and_free`.
+    #[inline(always)]
+    unsafe fn drop_guarded<T: ?Sized, G>(ptr: NonNull<T>, unwinding: G) {
         // SAFETY: the value is live and nobody can reach it any more; on
         // unwinding, `unwinding` frees the block.
         unsafe { ptr.as_ptr().drop_in_place() };
         core::mem::forget(unwinding);
-        // SAFETY: the value has been dropped; the block is no longer used.
-        unsafe { free_block(inner, value, layout, offset) };
-        return;
     }
-    let unwinding = FreeLeafOnUnwind::<T>(value, layout, PhantomData);
-    // SAFETY: the value is live and nobody can reach it any more; on
-    // unwinding, `unwinding` frees the block.
-    unsafe { ptr.as_ptr().drop_in_place() };
-    core::mem::forget(unwinding);
+    let value = ptr.cast::<u8>();
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        if ObjectKind::<T>::TRACKED {
+            drop_guarded(ptr, FreeTrackedOnUnwind::<T>(value, PhantomData));
+        } else {
+            drop_guarded(ptr, FreeLeafOnUnwind::<T>(value, layout, PhantomData));
+        }
+    }
     // SAFETY: the value has been dropped; the block is no longer used.
-    unsafe { free_block(inner, value, layout, offset) };
+    unsafe { free_block(inner, value, layout, ObjectKind::<T>::value_offset(layout.align())) };
+}
+
+/// Frees the block of the object at `value`, whose value's drop unwound,
+/// finding its heap from its address.
+///
+/// # Safety
+/// `value` is the value address of an object whose block has `layout` and
+/// whose value's drop is over; the block is not used again.
+unsafe fn free_unwound<T: Trace + ?Sized + 'static>(value: NonNull<u8>, layout: Layout) {
+    // SAFETY: the caller guarantees the block and its layout; the heap
+    // outlives its objects.
+    unsafe {
+        let inner = heap_of::<T>(value, layout);
+        free_block(
+            inner.as_ref(),
+            value,
+            layout,
+            ObjectKind::<T>::value_offset(layout.align()),
+        );
+    }
 }
 
 /// # Safety
