@@ -54,3 +54,9 @@ pub use weak::{finalize, Finalizer, WeakKeyDictionary, WeakSet, WeakValueDiction
 
 /// The strong count reported for immortal objects (CPython 3.12's `4294967295`).
 pub const IMMORTAL_REFCOUNT: usize = object::IMMORTAL as usize;
+
+/// Names the code written by `#[derive(Trace)]` refers to; not public API.
+#[doc(hidden)]
+pub mod __derive {
+    pub use crate::trace::AcyclicSelf;
+}

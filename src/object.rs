@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!  leaf object (T cannot own a Gc: strings, numbers, plain data; or T is
-//!  declared acyclic, `Trace::ACYCLIC`) — 8-byte header
+//!  acyclic, `Trace::ACYCLIC`) — 8-byte header
 //!  +-------------+-------------+---------------------------+
 //!  | flags  u32  | strong u32  | value: T                  |
 //!  +-------------+-------------+---------------------------+
@@ -232,7 +232,7 @@ pub(crate) struct ObjectKind<T: ?Sized>(PhantomData<T>);
 
 impl<T: Trace + ?Sized + 'static> ObjectKind<T> {
     /// Whether objects of `T` are tracked (sized, may own a `Gc`, and not
-    /// declared [`ACYCLIC`](Trace::ACYCLIC)).
+    /// [`ACYCLIC`](Trace::ACYCLIC)).
     pub(crate) const TRACKED: bool = T::MAY_CONTAIN_GC && !T::ACYCLIC && size_of::<*const T>() == size_of::<usize>();
     /// Bytes of header.
     pub(crate) const HEADER: usize = if Self::TRACKED { 16 } else { 8 };

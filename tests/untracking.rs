@@ -8,9 +8,12 @@
 //! an immutable object pointing to a tracked one is tracked (so cycles
 //! through it are still found), that `Gc::get_mut` tracks an object again
 //! before its handles can change, and what `#[derive(Trace)]` computes.
-//! Also types declared acyclic (`Trace::ACYCLIC`, `#[trace(acyclic)]`):
-//! never tracked, with the 8-byte leaf header, freed by their counts, deep
-//! chains of them dropped on a small stack, and a broken promise a leak.
+//! Also acyclic types (`Trace::ACYCLIC`), declared with `#[trace(acyclic)]`
+//! or inferred by the derive for immutable types built from themselves and
+//! std types: never tracked, with the 8-byte leaf header, freed by their
+//! counts, deep chains of them dropped on a small stack, a broken promise a
+//! leak, and which types the derive infers it for (mutually recursive ones
+//! compile, and are not).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -21,23 +24,32 @@ mod common;
 
 use common::{Counter, DropCount};
 
-/// An immutable binary-tree node (the binary-trees benchmark's shape).
+/// An immutable binary-tree node that may also point to another derived
+/// type (`Tag`), so the derive does not infer `ACYCLIC` for it: its objects
+/// are left untracked at each allocation instead, since its handles are
+/// fixed and lead only to untracked objects.
 #[derive(Trace)]
 struct Node {
     left: Option<Gc<Node>>,
     right: Option<Gc<Node>>,
+    tag: Option<Gc<Tag>>,
 }
+
+#[derive(Trace)]
+struct Tag(u32);
 
 fn tree(heap: &Heap, depth: u32) -> Gc<Node> {
     if depth == 0 {
         heap.alloc(Node {
             left: None,
             right: None,
+            tag: Some(heap.alloc(Tag(0))),
         })
     } else {
         heap.alloc(Node {
             left: Some(tree(heap, depth - 1)),
             right: Some(tree(heap, depth - 1)),
+            tag: None,
         })
     }
 }
@@ -81,7 +93,8 @@ fn immutable_trees_of_atoms_are_never_tracked_nor_counted() {
         heap.objects(None).unwrap().is_empty(),
         "untracked objects are invisible to objects()"
     );
-    assert_eq!(heap.object_count(), (1 << (depth + 1)) - 1);
+    let leaves = 1 << depth; // each with a tag
+    assert_eq!(heap.object_count(), (1 << (depth + 1)) - 1 + leaves);
     drop(root);
     assert_eq!(heap.object_count(), 0, "freed by their counts");
 }
@@ -333,10 +346,10 @@ fn acyclic_types_get_the_leaf_header_and_are_never_tracked() {
     let heap = Heap::new();
     let depth = if cfg!(miri) { 5 } else { 11 };
     let root = atom_tree(&heap, depth);
-    // Two handles (16 bytes) behind an 8-byte header, against 16 for the
-    // same node left to the collector.
+    // Two handles (16 bytes) behind an 8-byte header; a node the collector
+    // may have to track has a 16-byte header (three handles here).
     assert_eq!(Gc::size_of(&root), 24);
-    assert_eq!(Gc::size_of(&tree(&heap, 0)), 32);
+    assert_eq!(Gc::size_of(&tree(&heap, 1)), 16 + 24);
     assert!(!heap.is_tracked(&root));
     assert_eq!(heap.gc_count(), [0, 0, 0]);
     assert!(heap.objects(None).unwrap().is_empty());
@@ -521,5 +534,181 @@ fn a_cycle_of_tracked_objects_holding_acyclic_ones_is_collected() {
     drop((a, b));
     assert_eq!(heap.collect(), 2, "the two holders; the atoms are not candidates");
     assert_eq!(drops.get(), 3);
+    assert_eq!(heap.object_count(), 0);
+}
+
+// ------------------------------------------------- ACYCLIC, as derived --
+
+/// Built from itself and std types only: inferred acyclic.
+#[derive(Trace)]
+struct Twin {
+    left: Option<Gc<Twin>>,
+    right: Option<Gc<Self>>,
+}
+
+fn twin_tree(heap: &Heap, depth: u32) -> Gc<Twin> {
+    let (left, right) = if depth == 0 {
+        (None, None)
+    } else {
+        (Some(twin_tree(heap, depth - 1)), Some(twin_tree(heap, depth - 1)))
+    };
+    heap.alloc(Twin { left, right })
+}
+
+/// A generic node: acyclic exactly when its payload is.
+#[derive(Trace)]
+struct Tree<T: Trace + 'static> {
+    _value: T,
+    _kids: Vec<Gc<Tree<T>>>,
+}
+
+/// A handle in a cell can change: not acyclic.
+#[derive(Trace)]
+struct SelfCell {
+    _next: RefCell<Option<Gc<SelfCell>>>,
+}
+
+/// A weak reference keeps nothing alive: acyclic.
+#[derive(Trace)]
+struct WithWeak {
+    _to: rcgc::Weak<WithWeak>,
+}
+
+/// A field of another derived type that cannot own a `Gc`.
+#[derive(Trace)]
+struct Labelled {
+    _next: Option<Gc<Labelled>>,
+    _label: Label,
+}
+
+#[derive(Trace)]
+struct Label {
+    _text: String,
+}
+
+/// A field of another derived type that owns a handle in a cell.
+#[derive(Trace)]
+struct WithEnv {
+    _next: Option<Gc<WithEnv>>,
+    _env: Env,
+}
+
+#[derive(Trace)]
+struct Env {
+    _vars: RefCell<Vec<Gc<u64>>>,
+}
+
+/// Mutually recursive immutable types (an AST): the derive cannot follow
+/// `Gc<Call>` without risking a cycle in constant evaluation, so neither is
+/// inferred acyclic; both still have fixed edges (untracked at allocation
+/// when they point only to untracked objects), and both compile.
+#[derive(Trace)]
+enum Expr {
+    Number(u64),
+    Call(Gc<Call>),
+}
+
+#[derive(Trace)]
+struct Call {
+    callee: Gc<Expr>,
+    args: Vec<Expr>,
+}
+
+/// `Self` by value in a box.
+#[derive(Trace)]
+struct BoxedCons {
+    _head: Gc<u8>,
+    _tail: Option<Box<BoxedCons>>,
+}
+
+#[test]
+fn derive_infers_acyclic_for_immutable_types_built_from_themselves_and_std_types() {
+    // (type, ACYCLIC, expected)
+    let cases = [
+        ("Twin: Gc<Self> and Gc<Twin> in Options", Twin::ACYCLIC, true),
+        ("BoxedCons: Box<Self>, Gc<u8>", BoxedCons::ACYCLIC, true),
+        ("Tree<u64>", <Tree<u64>>::ACYCLIC, true),
+        ("Tree<Gc<String>>", <Tree<Gc<String>>>::ACYCLIC, true),
+        ("Tree<Gc<Twin>>", <Tree<Gc<Twin>>>::ACYCLIC, true),
+        (
+            "Tree<RefCell<Option<Gc<u8>>>>: a cell of handles",
+            <Tree<RefCell<Option<Gc<u8>>>>>::ACYCLIC,
+            false,
+        ),
+        ("Tree<Gc<SelfCell>>", <Tree<Gc<SelfCell>>>::ACYCLIC, false),
+        ("SelfCell", SelfCell::ACYCLIC, false),
+        ("WithWeak", WithWeak::ACYCLIC, true),
+        ("Labelled: a leaf field of a derived type", Labelled::ACYCLIC, true),
+        (
+            "WithEnv: a derived field with a cell of handles",
+            WithEnv::ACYCLIC,
+            false,
+        ),
+        ("Expr (mutual recursion)", Expr::ACYCLIC, false),
+        ("Call (mutual recursion)", Call::ACYCLIC, false),
+        ("Node: a handle to another derived type", Node::ACYCLIC, false),
+        ("Forced: #[trace(tracked)]", Forced::ACYCLIC, false),
+        ("Atom: #[trace(acyclic)]", Atom::ACYCLIC, true),
+        ("u64", <u64 as Trace>::ACYCLIC, true),
+        ("String", <String as Trace>::ACYCLIC, true),
+        ("RefCell<u64>", <RefCell<u64> as Trace>::ACYCLIC, true),
+        ("Vec<Gc<Twin>>", <Vec<Gc<Twin>> as Trace>::ACYCLIC, true),
+        ("Gc<[Gc<Twin>]>", <Gc<[Gc<Twin>]> as Trace>::ACYCLIC, true),
+        ("Option<Gc<Node>>", <Option<Gc<Node>> as Trace>::ACYCLIC, false),
+        ("rcgc::Weak<SelfCell>", <rcgc::Weak<SelfCell> as Trace>::ACYCLIC, true),
+    ];
+    for (name, acyclic, expected) in cases {
+        assert_eq!(acyclic, expected, "{name}");
+    }
+    const { assert!(Expr::FIXED_EDGES && Call::FIXED_EDGES) };
+}
+
+#[test]
+fn inferred_acyclic_nodes_get_the_leaf_header_and_are_freed_by_their_counts() {
+    let heap = Heap::new();
+    let depth = if cfg!(miri) { 5 } else { 11 };
+    let root = twin_tree(&heap, depth);
+    assert_eq!(Gc::size_of(&root), 24, "an 8-byte header and two handles");
+    assert!(!heap.is_tracked(&root));
+    assert_eq!(heap.gc_count(), [0, 0, 0]);
+    assert_eq!(heap.collect(), 0);
+    assert_eq!(heap.object_count(), (1 << (depth + 1)) - 1);
+    drop(root);
+    assert_eq!(heap.object_count(), 0);
+}
+
+/// `Gc::get_mut` may change an acyclic object's handles, but only while its
+/// handle is the only one: nothing it is given can lead back to it.
+#[test]
+fn get_mut_on_an_inferred_acyclic_object_keeps_it_untracked() {
+    let heap = Heap::new();
+    let mut root = twin_tree(&heap, 2);
+    let other = twin_tree(&heap, 1);
+    let node = Gc::get_mut(&mut root).expect("unique");
+    node.left = Some(other.clone());
+    assert!(!heap.is_tracked(&root));
+    assert_eq!(heap.object_count(), 7 - 3 + 3, "the old left subtree is freed");
+    let shared = root.clone();
+    assert!(Gc::get_mut(&mut root).is_none());
+    drop((root, shared, other));
+    assert_eq!(heap.object_count(), 0);
+}
+
+#[test]
+fn mutually_recursive_immutable_types_are_untracked_at_allocation() {
+    let heap = Heap::new();
+    let one = heap.alloc(Expr::Number(1));
+    let call = heap.alloc(Call {
+        callee: one.clone(),
+        args: vec![Expr::Number(2)],
+    });
+    let expr = heap.alloc(Expr::Call(call.clone()));
+    assert!(!heap.is_tracked(&one) && !heap.is_tracked(&call) && !heap.is_tracked(&expr));
+    assert_eq!(heap.gc_count(), [0, 0, 0]);
+    if let Expr::Call(inner) = &*expr {
+        assert!(Gc::ptr_eq(&inner.callee, &one));
+        assert_eq!(inner.args.len(), 1);
+    }
+    drop((one, call, expr));
     assert_eq!(heap.object_count(), 0);
 }

@@ -102,7 +102,9 @@
 //!   that values of the type never take part in a cycle (immutable nodes
 //!   that point only to older values, say). The collector then never tracks
 //!   them, and they carry an 8-byte header instead of 16. A broken promise
-//!   leaks the cycle, as `Rc` would; it is never undefined behaviour.
+//!   leaks the cycle, as `Rc` would; it is never undefined behaviour. Many
+//!   immutable types need no promise: the derive infers `ACYCLIC` for them
+//!   (see below).
 //!
 //! Any other `#[trace(...)]` argument is a compile error.
 //!
@@ -168,6 +170,42 @@
 //! recursion by value (`A` holds `Box<B>`, `B` holds `Box<A>`) needs
 //! `#[trace(tracked)]` on one of them, as for `MAY_CONTAIN_GC`. A `false`
 //! that could have been `true` only costs the collector some work.
+//!
+//! # How `ACYCLIC` is computed
+//!
+//! `ACYCLIC` says values of the type can never be part of a cycle; such
+//! objects are never tracked and carry the 8-byte leaf header. A value whose
+//! handles are fixed can only point to values made before it, so if every
+//! type it can reach has fixed handles, no cycle can go through it. The
+//! derive writes `ACYCLIC` as the AND of one operand per traced field:
+//!
+//! * a field type built only from the type itself (`Self`, or its name with
+//!   its own generic arguments), its type and const parameters, primitives,
+//!   and the std types `Gc`, `Option`, `Box`, `Vec`, `VecDeque`,
+//!   `LinkedList`, `BinaryHeap`, `BTreeMap`, `BTreeSet`, `HashMap`,
+//!   `HashSet` (std or hashbrown), `Result`, `RefCell`, `Cell`, `String`,
+//!   `PhantomData` and `Weak<...>` (with any arguments) gives
+//!   `<FieldType as ::rcgc::Trace>::ACYCLIC`, with the type itself replaced
+//!   by a stand-in that answers `true` (assuming the type acyclic while
+//!   looking at its own fields adds no type whose handles could change);
+//! * any other field type that mentions `Gc` or the type itself gives up:
+//!   the type gets the default, `!MAY_CONTAIN_GC` (`false` for a type that
+//!   owns handles);
+//! * any other field type gives `!<FieldType as ::rcgc::Trace>::MAY_CONTAIN_GC`:
+//!   a field of another type is fine if it cannot own a `Gc` at all.
+//!
+//! So `struct Node { left: Option<Gc<Node>>, right: Option<Gc<Self>> }`, a
+//! cons list, or `enum Expr<T> { Lit(T), Add(Gc<Expr<T>>, Gc<Expr<T>>) }`
+//! (for an acyclic `T`) are acyclic without a declaration, while a
+//! `RefCell<Option<Gc<Node>>>` field makes `Node` cyclic. The derive never
+//! asks another derived type for its `ACYCLIC` (only std types, the type's
+//! parameters, and `MAY_CONTAIN_GC`), so mutually recursive types, such as
+//! `enum Expr { Call(Gc<Call>), .. }` with `struct Call { args: Vec<Expr> }`,
+//! compile; they are not inferred acyclic (declare them with
+//! `#[trace(acyclic)]` if they are), and objects of them are still left
+//! untracked at allocation when they point only to untracked objects
+//! (`FIXED_EDGES`). The rule is syntactic, by name: a type of your own named
+//! like one of the std types above is asked too.
 //!
 //! # Paths
 //!
@@ -387,12 +425,42 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         }
     };
 
+    // ACYCLIC
     let acyclic = if acyclic {
         quote!(
             const ACYCLIC: bool = true;
         )
-    } else {
+    } else if tracked {
+        // The default, `!MAY_CONTAIN_GC`, is `false`.
         quote!()
+    } else {
+        let params: Vec<&Ident> = input
+            .generics
+            .type_params()
+            .map(|p| &p.ident)
+            .chain(input.generics.const_params().map(|p| &p.ident))
+            .collect();
+        let mut seen = Vec::new();
+        let mut operands = Some(Vec::new());
+        for field in shapes.iter().flat_map(|s| &s.traced) {
+            let key = normalized(field.ty.to_token_stream());
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            match (acyclic_operand(field.ty, ident, &self_args, &params), &mut operands) {
+                (Some(operand), Some(list)) => list.push(operand),
+                _ => operands = None,
+            }
+        }
+        match operands {
+            // Nothing to infer from: the default (`!MAY_CONTAIN_GC`) holds.
+            None => quote!(),
+            Some(list) if list.is_empty() => quote!(),
+            Some(list) => quote!(
+                const ACYCLIC: bool = #(#list)&&*;
+            ),
+        }
     };
 
     let finalizer = if finalize {
@@ -718,6 +786,164 @@ fn mentions_outside_handles(ty: &Type, name: &Ident) -> bool {
     walk(ty.to_token_stream(), name)
 }
 
+/// Type names on which `#[derive(Trace)]` may ask for `ACYCLIC` (and the
+/// module names of their std paths): the std types whose `Trace` impls
+/// answer from their type arguments alone (containers without interior
+/// mutability, `Gc`), answer `false` for handles in cells (`RefCell`,
+/// `Cell`), or are leaves. A constant built from these, the type itself and
+/// its parameters cannot come back to another derived type's constant, so
+/// mutually recursive types never make a cycle in constant evaluation.
+/// `Weak<...>` is accepted with any arguments: its answer does not depend
+/// on them (see [`only_acyclic_names`]).
+const ACYCLIC_NAMES: &[&str] = &[
+    // Handles and containers.
+    "Gc",
+    "Option",
+    "Box",
+    "Vec",
+    "VecDeque",
+    "LinkedList",
+    "BinaryHeap",
+    "BTreeMap",
+    "BTreeSet",
+    "HashMap",
+    "HashSet",
+    "Result",
+    "RefCell",
+    "Cell",
+    "String",
+    "PhantomData",
+    // Their paths.
+    "rcgc",
+    "std",
+    "core",
+    "alloc",
+    "boxed",
+    "vec",
+    "collections",
+    "cell",
+    "string",
+    "option",
+    "result",
+    "marker",
+    "hashbrown",
+    "vec_deque",
+    "linked_list",
+    "binary_heap",
+    "btree_map",
+    "btree_set",
+    "hash_map",
+    "hash_set",
+    // Primitives.
+    "bool",
+    "char",
+    "str",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "usize",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "isize",
+    "f32",
+    "f64",
+];
+
+/// The `ACYCLIC` operand of one traced field, or `None` if the derive
+/// cannot tell without risking a cycle in constant evaluation (the type
+/// then gets the default, `!MAY_CONTAIN_GC`):
+///
+/// * a field type built only from [`ACYCLIC_NAMES`], the type's parameters
+///   and the type itself is asked for its `ACYCLIC`, with the type itself
+///   replaced by `AcyclicSelf` (assumed acyclic: see its docs);
+/// * any other field type that mentions `Gc` or the type itself gives
+///   `None`: it could lead back here through another derived type;
+/// * any other field type must not own a `Gc` at all
+///   (`!MAY_CONTAIN_GC`, a constant the type's own `MAY_CONTAIN_GC` already
+///   depends on, or that cannot depend on this type).
+fn acyclic_operand(ty: &Type, name: &Ident, self_args: &str, params: &[&Ident]) -> Option<TokenStream> {
+    let self_ref = self_reference(ty, name, self_args);
+    if self_ref == SelfRef::Other {
+        return None;
+    }
+    let known = only_acyclic_names(ty.to_token_stream(), name, params);
+    if known {
+        let ty = replace_self(ty.to_token_stream(), name);
+        Some(quote!(<#ty as ::rcgc::Trace>::ACYCLIC))
+    } else if self_ref == SelfRef::Exact || mentions_ident(ty, "Gc") {
+        None
+    } else {
+        Some(quote!(!<#ty as ::rcgc::Trace>::MAY_CONTAIN_GC))
+    }
+}
+
+/// Whether every identifier in `tokens` is one of [`ACYCLIC_NAMES`], one of
+/// `params`, or names the type being derived (`Self` or `name`, not
+/// followed by `::` and an associated item).
+fn only_acyclic_names(tokens: TokenStream, name: &Ident, params: &[&Ident]) -> bool {
+    let tts: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut i = 0;
+    while i < tts.len() {
+        let known = match &tts[i] {
+            TokenTree::Group(g) => only_acyclic_names(g.stream(), name, params),
+            TokenTree::Ident(id) if id == "Self" || id == name => {
+                // `Self::Assoc` is a projection, not the type.
+                let rest = &tts[i + 1..];
+                let path_follows = is_punct(rest.first(), ':') && is_punct(rest.get(1), ':');
+                !path_follows || is_punct(rest.get(2), '<')
+            }
+            TokenTree::Ident(id) if id == "Weak" => {
+                // `Weak<T>::ACYCLIC` is `true` whatever `T` is.
+                if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
+                    i += consumed;
+                }
+                true
+            }
+            TokenTree::Ident(id) => params.contains(&id) || ACYCLIC_NAMES.iter().any(|n| id == n),
+            // A lifetime (`'a`) is a quote followed by an identifier that is
+            // no type: give up rather than tell them apart.
+            TokenTree::Punct(p) => p.as_char() != '\'',
+            TokenTree::Literal(_) => true,
+        };
+        if !known {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// `tokens` with every mention of the type being derived (`Self`, or
+/// `name` with its generic arguments) replaced by `AcyclicSelf`.
+fn replace_self(tokens: TokenStream, name: &Ident) -> TokenStream {
+    let tts: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = TokenStream::new();
+    let mut i = 0;
+    while i < tts.len() {
+        match &tts[i] {
+            TokenTree::Group(g) => {
+                let mut group = proc_macro2::Group::new(g.delimiter(), replace_self(g.stream(), name));
+                group.set_span(g.span());
+                out.extend([TokenTree::Group(group)]);
+            }
+            TokenTree::Ident(id) if id == "Self" || id == name => {
+                out.extend(quote!(::rcgc::__derive::AcyclicSelf));
+                if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
+                    i += consumed;
+                }
+            }
+            tt => out.extend([tt.clone()]),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// How the type parameters occur in a field type.
 struct ParamUses {
     /// `direct[k]`: `params[k]` occurs other than as the base of a projection
@@ -876,6 +1102,79 @@ mod tests {
                 struct Forced(u8);
             )),
             "false"
+        );
+    }
+
+    #[test]
+    fn acyclic_asks_std_types_with_self_replaced_and_gives_up_on_other_handles() {
+        let acyclic = |tokens| {
+            let out = expand_str(tokens);
+            out.contains("const ACYCLIC").then(|| named_const_expr(&out, "ACYCLIC"))
+        };
+        assert_eq!(
+            acyclic(quote!(
+                struct Node<T> {
+                    left: Option<Gc<Node<T>>>,
+                    right: Option<rcgc::Gc<Self>>,
+                    value: T,
+                    label: Label,
+                    parent: Weak<Other>,
+                }
+            ))
+            .as_deref(),
+            Some(
+                "< Option < Gc < :: rcgc :: __derive :: AcyclicSelf > > as :: rcgc :: Trace > :: ACYCLIC && \
+                 < Option < rcgc :: Gc < :: rcgc :: __derive :: AcyclicSelf > > as :: rcgc :: Trace > :: ACYCLIC && \
+                 < T as :: rcgc :: Trace > :: ACYCLIC && \
+                 ! < Label as :: rcgc :: Trace > :: MAY_CONTAIN_GC && \
+                 < Weak < Other > as :: rcgc :: Trace > :: ACYCLIC"
+            )
+        );
+        // A handle to another derived type, the type itself behind an
+        // unknown path, polymorphic recursion, an associated type of
+        // `Self`, a lifetime: no constant, so the default applies.
+        for tokens in [
+            quote!(
+                struct A {
+                    b: Option<Gc<B>>,
+                }
+            ),
+            quote!(
+                struct A {
+                    me: Option<Box<crate::A>>,
+                }
+            ),
+            quote!(
+                struct A<T> {
+                    next: Option<Box<A<Vec<T>>>>,
+                }
+            ),
+            quote!(
+                struct A {
+                    item: Option<Self::Item>,
+                }
+            ),
+            quote!(
+                struct A {
+                    name: Option<Gc<&'static str>>,
+                }
+            ),
+            quote!(
+                #[trace(tracked)]
+                struct A(u8);
+            ),
+        ] {
+            assert_eq!(acyclic(tokens.clone()), None, "{tokens}");
+        }
+        assert_eq!(
+            acyclic(quote!(
+                #[trace(acyclic)]
+                struct A {
+                    b: RefCell<Option<Gc<B>>>,
+                }
+            ))
+            .as_deref(),
+            Some("true")
         );
     }
 

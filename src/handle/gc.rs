@@ -982,6 +982,9 @@ unsafe impl<T: Trace + ?Sized + 'static> Trace for Gc<T> {
     // A handle never changes its referent (whether the referent's own
     // handles can change is the referent's business).
     const FIXED_EDGES: bool = true;
+    // A handle's edge is fixed, so whether it can be part of a cycle is up
+    // to its referent.
+    const ACYCLIC: bool = T::ACYCLIC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {

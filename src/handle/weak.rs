@@ -1168,6 +1168,10 @@ impl<T: Trace + 'static> fmt::Debug for Weak<T> {
 unsafe impl<T: Trace + 'static> Trace for Weak<T> {
     const MAY_CONTAIN_GC: bool = true;
     const FIXED_EDGES: bool = true;
+    // A weak reference keeps nothing alive, and the handles its callback
+    // may hold are opaque to the collector (a cycle through a callback is
+    // never collected, tracked or not).
+    const ACYCLIC: bool = true;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if self.record().is_some() {

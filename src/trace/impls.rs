@@ -118,6 +118,7 @@ fn_ptr!(A, B, C, D, E, F);
 unsafe impl<T: ?Sized + Trace> Trace for Box<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -134,6 +135,7 @@ macro_rules! sequence {
             unsafe impl<T: Trace $(, $extra)*> Trace for $ty<T $(, $extra)*> {
                 const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
                 const FIXED_EDGES: bool = T::FIXED_EDGES;
+                const ACYCLIC: bool = T::ACYCLIC;
 
                 fn trace(&self, tracer: &mut Tracer<'_>) {
                     if T::MAY_CONTAIN_GC {
@@ -160,6 +162,7 @@ sequence! {
 unsafe impl<T: Trace> Trace for [T] {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if T::MAY_CONTAIN_GC {
@@ -174,6 +177,7 @@ unsafe impl<T: Trace> Trace for [T] {
 unsafe impl<T: Trace, const N: usize> Trace for [T; N] {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -185,6 +189,7 @@ unsafe impl<T: Trace, const N: usize> Trace for [T; N] {
 unsafe impl<K: Trace, V: Trace, S> Trace for HashMap<K, V, S> {
     const MAY_CONTAIN_GC: bool = K::MAY_CONTAIN_GC || V::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = K::FIXED_EDGES && V::FIXED_EDGES;
+    const ACYCLIC: bool = K::ACYCLIC && V::ACYCLIC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if Self::MAY_CONTAIN_GC {
@@ -200,6 +205,7 @@ unsafe impl<K: Trace, V: Trace, S> Trace for HashMap<K, V, S> {
 unsafe impl<K: Trace, V: Trace> Trace for BTreeMap<K, V> {
     const MAY_CONTAIN_GC: bool = K::MAY_CONTAIN_GC || V::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = K::FIXED_EDGES && V::FIXED_EDGES;
+    const ACYCLIC: bool = K::ACYCLIC && V::ACYCLIC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if Self::MAY_CONTAIN_GC {
@@ -215,6 +221,7 @@ unsafe impl<K: Trace, V: Trace> Trace for BTreeMap<K, V> {
 unsafe impl<K: Trace, V: Trace, S> Trace for hashbrown::HashMap<K, V, S> {
     const MAY_CONTAIN_GC: bool = K::MAY_CONTAIN_GC || V::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = K::FIXED_EDGES && V::FIXED_EDGES;
+    const ACYCLIC: bool = K::ACYCLIC && V::ACYCLIC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if Self::MAY_CONTAIN_GC {
@@ -230,6 +237,7 @@ unsafe impl<K: Trace, V: Trace, S> Trace for hashbrown::HashMap<K, V, S> {
 unsafe impl<T: Trace, S> Trace for hashbrown::HashSet<T, S> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if T::MAY_CONTAIN_GC {
@@ -244,6 +252,7 @@ unsafe impl<T: Trace, S> Trace for hashbrown::HashSet<T, S> {
 unsafe impl<T: Trace> Trace for hashbrown::HashTable<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     fn trace(&self, tracer: &mut Tracer<'_>) {
         if T::MAY_CONTAIN_GC {
@@ -258,6 +267,7 @@ unsafe impl<T: Trace> Trace for hashbrown::HashTable<T> {
 unsafe impl<T: Trace> Trace for Option<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -271,6 +281,7 @@ unsafe impl<T: Trace> Trace for Option<T> {
 unsafe impl<T: Trace, E: Trace> Trace for Result<T, E> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC || E::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES && E::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC && E::ACYCLIC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -288,6 +299,7 @@ macro_rules! tuple {
         unsafe impl<$($name: Trace),+> Trace for ($($name,)+) {
             const MAY_CONTAIN_GC: bool = $($name::MAY_CONTAIN_GC)||+;
             const FIXED_EDGES: bool = $($name::FIXED_EDGES)&&+;
+            const ACYCLIC: bool = $($name::ACYCLIC)&&+;
 
             #[inline]
             fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -316,6 +328,7 @@ tuple!(A B C D E F G H I J K L);
 unsafe impl<T: Trace> Trace for Wrapping<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {
@@ -327,6 +340,7 @@ unsafe impl<T: Trace> Trace for Wrapping<T> {
 unsafe impl<T: Trace> Trace for Reverse<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
     const FIXED_EDGES: bool = T::FIXED_EDGES;
+    const ACYCLIC: bool = T::ACYCLIC;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer<'_>) {

@@ -101,21 +101,41 @@ pub unsafe trait Trace {
     /// type whose handles can change is memory-safe but may leak a cycle.
     const FIXED_EDGES: bool = !Self::MAY_CONTAIN_GC;
 
-    /// Whether values of this type never take part in a reference cycle, as
-    /// its author promises: an immutable node that only points to values
-    /// created before it (an AST, a CPython-style tuple), say. Objects of
-    /// such a type are not tracked by the collector even if they own `Gc`
-    /// handles: they carry the 8-byte header of a leaf instead of 16 bytes
-    /// (a node of two handles then takes 24 bytes, not 32), and the handles
-    /// they own count as references from outside the collector's view.
-    /// They are still freed the moment their count reaches zero, with the
-    /// deep-drop protection of every other object.
+    /// Whether values of this type can never take part in a reference
+    /// cycle. Objects of such a type are not tracked by the collector even
+    /// if they own `Gc` handles: they carry the 8-byte header of a leaf
+    /// instead of 16 (a node of two handles then takes 24 bytes, not 32),
+    /// and the handles they own count as references from outside the
+    /// collector's view. They are still freed the moment their count reaches
+    /// zero, with the deep-drop protection of every other object.
+    ///
+    /// A value whose handles are fixed once it is allocated (no `RefCell`,
+    /// `Cell` or other interior mutability around a handle) can only point
+    /// to values that existed
+    /// before it; if every value it can reach is of such a type, it can never
+    /// be part of a cycle (`Gc::get_mut` changes a value only while its
+    /// handle is the only one, so nothing it reaches can point back to it).
+    /// That is what this constant says, like CPython's untracking of tuples
+    /// of atoms, decided once per type:
+    ///
+    /// * the default is `true` exactly for types that cannot own a `Gc`;
+    /// * std containers without interior mutability (`Option`, `Box`, `Vec`,
+    ///   maps, tuples, arrays, ...) and `Gc<T>` pass on their elements'
+    ///   answer; cells of handles answer `false`, and `Weak<T>` `true` (it
+    ///   keeps nothing alive; what its callback holds is opaque to the
+    ///   collector anyway);
+    /// * `#[derive(Trace)]` infers it for a type whose traced fields are
+    ///   built from the type itself, its type parameters and std types
+    ///   (`struct Node { left: Option<Gc<Node>>, right: Option<Gc<Node>> }`,
+    ///   an immutable AST, a cons list), and for fields of other types that
+    ///   cannot own a `Gc`; see the derive's documentation for the exact
+    ///   rule;
+    /// * `#[trace(acyclic)]` declares it for any type, as its author's
+    ///   promise: an immutable node that points to other user types, say.
     ///
     /// Claiming `true` for a type whose values do end up in a cycle is
-    /// memory-safe: that cycle is never collected (a leak), as with
-    /// `Rc`. `#[derive(Trace)]` sets it with `#[trace(acyclic)]`. Default:
-    /// `false`.
-    const ACYCLIC: bool = false;
+    /// memory-safe: that cycle is never collected (a leak), as with `Rc`.
+    const ACYCLIC: bool = !Self::MAY_CONTAIN_GC;
 
     /// Visits every `Gc` this value owns by calling `trace` on each field.
     fn trace(&self, tracer: &mut Tracer<'_>);
@@ -140,6 +160,26 @@ pub unsafe trait Trace {
         Self: 'static,
     {
         let _ = this;
+    }
+}
+
+/// Stands for the type being derived inside the `ACYCLIC` constant that
+/// `#[derive(Trace)]` writes: `Option<Gc<Node>>` inside `Node` is asked as
+/// `Option<Gc<AcyclicSelf>>`, since asking `Node`'s own constant there would
+/// be a cycle in constant evaluation. Assuming the type acyclic while
+/// checking its own fields is sound: the recursion adds no type whose edges
+/// could change, so the other field types alone decide. Never instantiated.
+#[doc(hidden)]
+pub enum AcyclicSelf {}
+
+// SAFETY: uninhabited: there is no value to trace.
+unsafe impl Trace for AcyclicSelf {
+    const MAY_CONTAIN_GC: bool = true;
+    const FIXED_EDGES: bool = true;
+    const ACYCLIC: bool = true;
+
+    fn trace(&self, _tracer: &mut Tracer<'_>) {
+        match *self {}
     }
 }
 

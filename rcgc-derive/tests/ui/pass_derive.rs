@@ -136,6 +136,29 @@ const _: () = {
     assert!(GcNode::MAY_CONTAIN_GC);
     assert!(Expr::<u8>::MAY_CONTAIN_GC);
     assert!(!OnlyWeak::MAY_CONTAIN_GC);
+
+    // ACYCLIC: inferred for types built from themselves, their parameters
+    // and std types; never a cycle in constant evaluation.
+    assert!(Named::ACYCLIC);
+    assert!(Tuple::ACYCLIC);
+    assert!(Unit::ACYCLIC);
+    assert!(Empty::ACYCLIC);
+    assert!(Shape::<u8>::ACYCLIC);
+    assert!(Shape::<Gc<u8>>::ACYCLIC);
+    assert!(!Shape::<RefCell<Gc<u8>>>::ACYCLIC);
+    assert!(Generic::<'static, u8, 4>::ACYCLIC);
+    assert!(SkippedParam::<Foreign>::ACYCLIC);
+    assert!(Projection::<std::vec::IntoIter<u8>>::ACYCLIC);
+    assert!(List::ACYCLIC);
+    assert!(GenericList::<String>::ACYCLIC);
+    assert!(!Even::ACYCLIC);
+    assert!(!Odd::ACYCLIC);
+    assert!(Collisions::ACYCLIC);
+    assert!(!GcNode::ACYCLIC);
+    assert!(Expr::<u8>::ACYCLIC);
+    assert!(!Expr::<GcNode>::ACYCLIC);
+    assert!(OnlyWeak::ACYCLIC);
+    assert!(no_prelude::Isolated::ACYCLIC);
 };
 
 fn main() {
