@@ -712,3 +712,71 @@ fn mutually_recursive_immutable_types_are_untracked_at_allocation() {
     drop((one, call, expr));
     assert_eq!(heap.object_count(), 0);
 }
+
+/// A generic wrapper of the user's own around the type itself may add
+/// handles: the type is neither a leaf nor acyclic (found by review: the
+/// derive used to leave such a field out of `MAY_CONTAIN_GC`, and a cycle
+/// through it leaked).
+#[derive(Trace)]
+struct Cellar<T: Trace + 'static> {
+    inner: RefCell<Option<Gc<T>>>,
+}
+
+#[derive(Trace)]
+struct Looper {
+    next: Cellar<Looper>,
+    #[trace(skip)]
+    _drops: DropCount,
+}
+
+/// Holds a type whose handles it cannot see by name: not acyclic.
+#[derive(Trace)]
+struct Outer {
+    _kids: Vec<Gc<Outer>>,
+    hidden: Hider,
+}
+
+#[derive(Trace)]
+struct Hider {
+    wrap: Wrap<Hider>,
+}
+
+#[derive(Trace)]
+struct Wrap<T> {
+    _me: Option<Box<T>>,
+    out: RefCell<Option<Gc<Outer>>>,
+}
+
+#[test]
+fn a_cycle_through_the_type_inside_its_own_generic_wrapper_is_collected() {
+    const { assert!(Looper::MAY_CONTAIN_GC && !Looper::ACYCLIC && !Looper::FIXED_EDGES) };
+    const { assert!(Hider::MAY_CONTAIN_GC && !Outer::ACYCLIC) };
+    let heap = Heap::new();
+    let drops = Counter::default();
+    let looper = heap.alloc(Looper {
+        next: Cellar {
+            inner: RefCell::new(None),
+        },
+        _drops: DropCount(drops.clone()),
+    });
+    assert!(heap.is_tracked(&looper));
+    *looper.next.inner.borrow_mut() = Some(looper.clone());
+    drop(looper);
+    assert_eq!(heap.collect(), 1);
+    assert_eq!(drops.get(), 1);
+
+    let outer = heap.alloc(Outer {
+        _kids: Vec::new(),
+        hidden: Hider {
+            wrap: Wrap {
+                _me: None,
+                out: RefCell::new(None),
+            },
+        },
+    });
+    assert!(heap.is_tracked(&outer));
+    *outer.hidden.wrap.out.borrow_mut() = Some(outer.clone());
+    drop(outer);
+    assert_eq!(heap.collect(), 1);
+    assert_eq!(heap.object_count(), 0);
+}

@@ -119,9 +119,10 @@
 //!   `Option<Gc<Node>>`, `RefCell<Vec<rcgc::Gc<T>>>`, …) contributes a literal
 //!   `true`: a `Gc` handle always may.
 //! * Otherwise, a field whose type mentions `Self` or the type's own name with
-//!   its own generic parameters (`Box<Self>`, `Vec<Node>`,
-//!   `Option<Box<Node<T>>>` inside `struct Node<T>`) is left out of the OR. It
-//!   is still traced. Asking the compiler for
+//!   its own generic parameters, wrapped only in std containers
+//!   (`Box<Self>`, `Vec<Node>`, `Option<Box<Node<T>>>` inside
+//!   `struct Node<T>`; the names listed under `ACYCLIC` below), is left out
+//!   of the OR. It is still traced. Asking the compiler for
 //!   `<Box<Self> as Trace>::MAY_CONTAIN_GC` would be a cycle in constant
 //!   evaluation (a compile error), and the answer we want is the least fixed
 //!   point anyway: a self-recursive type can reach a `Gc` only through its
@@ -129,10 +130,14 @@
 //!   `struct List { head: i32, tail: Option<Box<List>> }` gets `false` and
 //!   `struct List<T> { head: T, tail: Option<Box<List<T>>> }` gets
 //!   `T::MAY_CONTAIN_GC`.
-//! * A field that mentions the type's own name with *different* generic
-//!   arguments (polymorphic recursion, e.g. `Box<Node<Vec<T>>>` inside
-//!   `Node<T>`) contributes a literal `true`, since the other fields of the
-//!   type at those arguments are not known to the derive.
+//! * A field that mentions the type itself inside a type of your own
+//!   (`Wrapper<Self>`, which may add handles of its own), with *different*
+//!   generic arguments (polymorphic recursion, e.g. `Box<Node<Vec<T>>>`
+//!   inside `Node<T>`), or by a longer path (`crate::Node`, which might be
+//!   another type of the same name) contributes a literal `true`, since the
+//!   derive cannot know what that adds. A path that starts at `std`, `core`
+//!   or `alloc` never names the type (`std::string::String` inside your own
+//!   `struct String`).
 //!
 //! The check is syntactic, so it cannot see through type aliases or detect
 //! *mutual* recursion: if `A` holds a `Box<B>` and `B` holds a `Box<A>`,
@@ -183,8 +188,8 @@
 //!   its own generic arguments), its type and const parameters, primitives,
 //!   and the std types `Gc`, `Option`, `Box`, `Vec`, `VecDeque`,
 //!   `LinkedList`, `BinaryHeap`, `BTreeMap`, `BTreeSet`, `HashMap`,
-//!   `HashSet` (std or hashbrown), `Result`, `RefCell`, `Cell`, `String`,
-//!   `PhantomData` and `Weak<...>` (with any arguments) gives
+//!   `HashSet` (std or hashbrown), `RefCell`, `Cell`, `String`,
+//!   `PhantomData`, `Rc`, `Arc` and `Weak<...>` (with any arguments) gives
 //!   `<FieldType as ::rcgc::Trace>::ACYCLIC`, with the type itself replaced
 //!   by a stand-in that answers `true` (assuming the type acyclic while
 //!   looking at its own fields adds no type whose handles could change);
@@ -205,7 +210,11 @@
 //! `#[trace(acyclic)]` if they are), and objects of them are still left
 //! untracked at allocation when they point only to untracked objects
 //! (`FIXED_EDGES`). The rule is syntactic, by name: a type of your own named
-//! like one of the std types above is asked too.
+//! like one of the std types above, or an alias of that name, is asked too;
+//! an alias that hides a type of your own which leads back to the type
+//! being derived then makes a cycle in constant evaluation (`Result` is left
+//! off the list for that reason: `type Result<T> = std::result::Result<T,
+//! MyError>` is common). `#[trace(tracked)]` on the type avoids it.
 //!
 //! # Paths
 //!
@@ -332,6 +341,14 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
     let ident = &input.ident;
     let self_args = own_generic_args(&input.generics);
 
+    // The type's type and const parameters.
+    let params: Vec<&Ident> = input
+        .generics
+        .type_params()
+        .map(|p| &p.ident)
+        .chain(input.generics.const_params().map(|p| &p.ident))
+        .collect();
+
     // MAY_CONTAIN_GC
     let mut terms = Vec::new();
     for field in shapes.iter().flat_map(|s| &s.traced) {
@@ -341,8 +358,11 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         }
         match self_reference(field.ty, ident, &self_args) {
             SelfRef::None => terms.push(Term::Ty(field.ty)),
-            SelfRef::Exact => {}
-            SelfRef::Other => terms.push(Term::True),
+            // Inside std containers the type itself adds nothing: leave it
+            // out (the least fixed point). Inside a type of the user's own
+            // (a generic wrapper that may add a handle), it may add one.
+            SelfRef::Exact if only_acyclic_names(field.ty.to_token_stream(), ident, &params) => {}
+            SelfRef::Exact | SelfRef::Other => terms.push(Term::True),
         }
     }
     let may_contain_gc = if tracked || terms.iter().any(|t| matches!(t, Term::True)) {
@@ -434,12 +454,6 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         // The default, `!MAY_CONTAIN_GC`, is `false`.
         quote!()
     } else {
-        let params: Vec<&Ident> = input
-            .generics
-            .type_params()
-            .map(|p| &p.ident)
-            .chain(input.generics.const_params().map(|p| &p.ident))
-            .collect();
         let mut seen = Vec::new();
         let mut operands = Some(Vec::new());
         for field in shapes.iter().flat_map(|s| &s.traced) {
@@ -728,6 +742,35 @@ fn generic_args(rest: &[TokenTree]) -> Option<(TokenStream, usize)> {
     None
 }
 
+/// Where the identifier at `tts[i]` sits in its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PathRoot {
+    /// Alone: not preceded by `::`.
+    Alone,
+    /// The last segment (or a later one) of a path that starts at `std`,
+    /// `core` or `alloc`: a std item, never a type of the user's crate.
+    Std,
+    /// The later segment of any other path (`crate::Node`, `inner::Node`).
+    Other,
+}
+
+/// Where the identifier at `tts[i]` sits in its path (see [`PathRoot`]).
+fn path_root(tts: &[TokenTree], i: usize) -> PathRoot {
+    let colons_before = |j: usize| j >= 2 && is_punct(tts.get(j - 1), ':') && is_punct(tts.get(j - 2), ':');
+    if !colons_before(i) {
+        return PathRoot::Alone;
+    }
+    // Walk back over `segment ::` pairs to the first segment.
+    let mut first = i;
+    while colons_before(first) && first >= 3 && matches!(tts[first - 3], TokenTree::Ident(_)) {
+        first -= 3;
+    }
+    match &tts[first] {
+        TokenTree::Ident(root) if first != i && (root == "std" || root == "core" || root == "alloc") => PathRoot::Std,
+        _ => PathRoot::Other,
+    }
+}
+
 /// How `ty` mentions the type being derived (named `name`, whose own
 /// generic arguments are `self_args`).
 fn self_reference(ty: &Type, name: &Ident, self_args: &str) -> SelfRef {
@@ -738,6 +781,17 @@ fn self_reference(ty: &Type, name: &Ident, self_args: &str) -> SelfRef {
                 TokenTree::Group(g) => walk(g.stream(), name, self_args, found),
                 TokenTree::Ident(id) if id == "Self" => *found = (*found).max(SelfRef::Exact),
                 TokenTree::Ident(id) if id == name => {
+                    match path_root(&tts, i) {
+                        PathRoot::Alone => {}
+                        // `std::string::String` inside `struct String`.
+                        PathRoot::Std => continue,
+                        // `crate::Node`, `inner::Node`: maybe the type,
+                        // maybe another one of the same name.
+                        PathRoot::Other => {
+                            *found = SelfRef::Other;
+                            continue;
+                        }
+                    }
                     let args = generic_args(&tts[i + 1..]).map_or_else(String::new, |(args, _)| {
                         let mut args = normalized(args);
                         if args.ends_with(',') {
@@ -790,11 +844,15 @@ fn mentions_outside_handles(ty: &Type, name: &Ident) -> bool {
 /// module names of their std paths): the std types whose `Trace` impls
 /// answer from their type arguments alone (containers without interior
 /// mutability, `Gc`), answer `false` for handles in cells (`RefCell`,
-/// `Cell`), or are leaves. A constant built from these, the type itself and
-/// its parameters cannot come back to another derived type's constant, so
-/// mutually recursive types never make a cycle in constant evaluation.
-/// `Weak<...>` is accepted with any arguments: its answer does not depend
-/// on them (see [`only_acyclic_names`]).
+/// `Cell`), or are leaves or opaque (`String`, `Rc`, `Arc`). A constant
+/// built from these, the type itself and its parameters cannot come back
+/// to another derived type's constant, so mutually recursive types never
+/// make a cycle in constant evaluation, and the type itself inside them
+/// adds no handle (which `MAY_CONTAIN_GC` relies on). `Weak<...>` is
+/// accepted with any arguments: its answers do not depend on them (see
+/// [`only_acyclic_names`]). `Result` is not here: `type Result<T> =
+/// std::result::Result<T, MyError>` is a common alias that would hide a
+/// type of the user's own.
 const ACYCLIC_NAMES: &[&str] = &[
     // Handles and containers.
     "Gc",
@@ -808,11 +866,12 @@ const ACYCLIC_NAMES: &[&str] = &[
     "BTreeSet",
     "HashMap",
     "HashSet",
-    "Result",
     "RefCell",
     "Cell",
     "String",
     "PhantomData",
+    "Rc",
+    "Arc",
     // Their paths.
     "rcgc",
     "std",
@@ -824,8 +883,9 @@ const ACYCLIC_NAMES: &[&str] = &[
     "cell",
     "string",
     "option",
-    "result",
     "marker",
+    "rc",
+    "sync",
     "hashbrown",
     "vec_deque",
     "linked_list",
@@ -891,12 +951,14 @@ fn only_acyclic_names(tokens: TokenStream, name: &Ident, params: &[&Ident]) -> b
     while i < tts.len() {
         let known = match &tts[i] {
             TokenTree::Group(g) => only_acyclic_names(g.stream(), name, params),
-            TokenTree::Ident(id) if id == "Self" || id == name => {
+            TokenTree::Ident(id) if id == "Self" || (id == name && path_root(&tts, i) == PathRoot::Alone) => {
                 // `Self::Assoc` is a projection, not the type.
                 let rest = &tts[i + 1..];
                 let path_follows = is_punct(rest.first(), ':') && is_punct(rest.get(1), ':');
                 !path_follows || is_punct(rest.get(2), '<')
             }
+            // `inner::Node` inside `struct Node`: maybe another type.
+            TokenTree::Ident(id) if id == name && path_root(&tts, i) == PathRoot::Other => false,
             TokenTree::Ident(id) if id == "Weak" => {
                 // `Weak<T>::ACYCLIC` is `true` whatever `T` is.
                 if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
@@ -931,7 +993,7 @@ fn replace_self(tokens: TokenStream, name: &Ident) -> TokenStream {
                 group.set_span(g.span());
                 out.extend([TokenTree::Group(group)]);
             }
-            TokenTree::Ident(id) if id == "Self" || id == name => {
+            TokenTree::Ident(id) if id == "Self" || (id == name && path_root(&tts, i) == PathRoot::Alone) => {
                 out.extend(quote!(::rcgc::__derive::AcyclicSelf));
                 if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
                     i += consumed;
@@ -1175,6 +1237,48 @@ mod tests {
             ))
             .as_deref(),
             Some("true")
+        );
+    }
+
+    #[test]
+    fn paths_name_the_type_itself_only_alone() {
+        let tts = |tokens: TokenStream| -> Vec<TokenTree> { tokens.into_iter().collect() };
+        let roots = |tokens: TokenStream| -> Vec<PathRoot> {
+            let tts = tts(tokens);
+            (0..tts.len())
+                .filter(|&i| matches!(&tts[i], TokenTree::Ident(id) if id == "Node"))
+                .map(|i| path_root(&tts, i))
+                .collect()
+        };
+        assert_eq!(roots(quote!(Node)), [PathRoot::Alone]);
+        assert_eq!(roots(quote!(std::string::Node)), [PathRoot::Std]);
+        assert_eq!(roots(quote!(::core::Node)), [PathRoot::Std]);
+        assert_eq!(roots(quote!(crate::Node)), [PathRoot::Other]);
+        assert_eq!(roots(quote!(a::b::Node)), [PathRoot::Other]);
+        assert_eq!(roots(quote!(<T as Tr>::Node)), [PathRoot::Other]);
+
+        let name = Ident::new("String", Span::call_site());
+        let ty: Type = parse_quote!(Option<std::string::String>);
+        assert_eq!(self_reference(&ty, &name, ""), SelfRef::None);
+        let name = Ident::new("Node", Span::call_site());
+        let ty: Type = parse_quote!(Option<Box<crate::Node>>);
+        assert_eq!(self_reference(&ty, &name, ""), SelfRef::Other);
+        // Inside a wrapper of the user's own, the type itself may add a
+        // handle: `true`, not left out.
+        let may = |tokens| const_expr(&expand_str(tokens));
+        assert_eq!(
+            may(quote!(
+                struct Node {
+                    next: Slot<Node>,
+                }
+            )),
+            "true"
+        );
+        assert_eq!(
+            may(quote!(
+                struct String(std::string::String);
+            )),
+            "< std :: string :: String as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
         );
     }
 

@@ -109,6 +109,39 @@ struct OnlyWeak {
     depth: u32,
 }
 
+/// Named like std types, and holding them by their std paths.
+mod shadows {
+    use rcgc::Trace;
+
+    #[derive(Trace)]
+    pub struct String(pub std::string::String);
+
+    #[derive(Trace)]
+    pub struct Vec<T>(pub std::vec::Vec<T>);
+
+    /// `Result` aliased to hide a type of our own that points back.
+    pub type Result<T> = std::result::Result<T, Error>;
+
+    #[derive(Trace)]
+    pub struct Error {
+        pub cause: Option<rcgc::Gc<Result<()>>>,
+    }
+}
+
+/// A type named like this module's `Node`.
+mod inner {
+    #[derive(rcgc::Trace)]
+    pub struct Node {
+        pub value: u32,
+    }
+}
+
+#[derive(Trace)]
+struct Node {
+    other: Gc<inner::Node>,
+    boxed: Option<Box<crate::Node>>,
+}
+
 mod no_prelude {
     #![no_implicit_prelude]
 
@@ -159,6 +192,10 @@ const _: () = {
     assert!(!Expr::<GcNode>::ACYCLIC);
     assert!(OnlyWeak::ACYCLIC);
     assert!(no_prelude::Isolated::ACYCLIC);
+    assert!(!shadows::String::MAY_CONTAIN_GC && shadows::String::ACYCLIC);
+    assert!(!shadows::Vec::<u8>::MAY_CONTAIN_GC && shadows::Vec::<u8>::ACYCLIC);
+    assert!(shadows::Error::MAY_CONTAIN_GC && !shadows::Error::ACYCLIC);
+    assert!(Node::MAY_CONTAIN_GC && !Node::ACYCLIC);
 };
 
 fn main() {
@@ -173,6 +210,15 @@ fn main() {
         parent: None,
     });
     assert_eq!(root.children.borrow().len(), 1);
+    let error = Gc::new(shadows::Error {
+        cause: Some(Gc::new(Ok(()))),
+    });
+    assert!(error.cause.is_some());
+    let node = Gc::new(Node {
+        other: Gc::new(inner::Node { value: 3 }),
+        boxed: None,
+    });
+    assert_eq!(node.other.value, 3);
     let sum = Gc::new(Expr::Add(Gc::new(Expr::Lit(1u8)), Gc::new(Expr::Lit(2u8))));
     if let Expr::Add(a, _) = &*sum {
         assert!(matches!(**a, Expr::Lit(1)));
