@@ -58,5 +58,5 @@ pub const IMMORTAL_REFCOUNT: usize = object::IMMORTAL as usize;
 /// Names the code written by `#[derive(Trace)]` refers to; not public API.
 #[doc(hidden)]
 pub mod __derive {
-    pub use crate::trace::AcyclicSelf;
+    pub use crate::trace::{AcyclicSelf, LeafSelf};
 }

@@ -780,3 +780,33 @@ fn a_cycle_through_the_type_inside_its_own_generic_wrapper_is_collected() {
     assert_eq!(heap.collect(), 1);
     assert_eq!(heap.object_count(), 0);
 }
+
+/// A B-tree-like node: the type itself and a parameter in one field.
+#[derive(Trace)]
+struct Entries<V> {
+    entries: Vec<(u32, V, Option<Box<Entries<V>>>)>,
+}
+
+/// The parameter of a field that also names the type itself still counts:
+/// `Entries<Gc<..>>` owns handles (found by review: the derive used to leave
+/// the whole field out of `MAY_CONTAIN_GC`, so such a node was a leaf and a
+/// cycle through it leaked).
+#[test]
+fn a_parameter_next_to_the_type_itself_in_one_field_still_counts() {
+    #[derive(Trace)]
+    struct Back {
+        to: RefCell<Option<Gc<Entries<Gc<Back>>>>>,
+    }
+    const { assert!(!Entries::<u64>::MAY_CONTAIN_GC && Entries::<u64>::ACYCLIC) };
+    const { assert!(Entries::<Gc<Back>>::MAY_CONTAIN_GC && !Entries::<Gc<Back>>::ACYCLIC) };
+    let heap = Heap::new();
+    let back = heap.alloc(Back { to: RefCell::new(None) });
+    let node = heap.alloc(Entries {
+        entries: vec![(1, back.clone(), None)],
+    });
+    assert!(heap.is_tracked(&node));
+    *back.to.borrow_mut() = Some(node);
+    drop(back);
+    assert_eq!(heap.collect(), 2);
+    assert_eq!(heap.object_count(), 0);
+}

@@ -122,7 +122,9 @@
 //!   its own generic parameters, wrapped only in std containers
 //!   (`Box<Self>`, `Vec<Node>`, `Option<Box<Node<T>>>` inside
 //!   `struct Node<T>`; the names listed under `ACYCLIC` below), is left out
-//!   of the OR. It is still traced. Asking the compiler for
+//!   of the OR; if it also names a type parameter (`Vec<(K, V, Box<Self>)>`),
+//!   it is asked for with the type itself replaced by a leaf, so that the
+//!   parameters still count. It is still traced. Asking the compiler for
 //!   `<Box<Self> as Trace>::MAY_CONTAIN_GC` would be a cycle in constant
 //!   evaluation (a compile error), and the answer we want is the least fixed
 //!   point anyway: a self-recursive type can reach a `Gc` only through its
@@ -270,11 +272,11 @@ struct Shape<'a> {
 }
 
 /// One operand of the `MAY_CONTAIN_GC` disjunction.
-enum Term<'a> {
+enum Term {
     /// The field makes the type trackable regardless of the rest.
     True,
-    /// `<Ty as ::rcgc::Trace>::MAY_CONTAIN_GC`.
-    Ty(&'a Type),
+    /// `<Ty as ::rcgc::Trace>::MAY_CONTAIN_GC`, for the type given.
+    Ty(TokenStream),
 }
 
 /// How a field type refers to the type being derived.
@@ -357,11 +359,20 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
             continue;
         }
         match self_reference(field.ty, ident, &self_args) {
-            SelfRef::None => terms.push(Term::Ty(field.ty)),
-            // Inside std containers the type itself adds nothing: leave it
-            // out (the least fixed point). Inside a type of the user's own
-            // (a generic wrapper that may add a handle), it may add one.
-            SelfRef::Exact if only_acyclic_names(field.ty.to_token_stream(), ident, &params) => {}
+            SelfRef::None => terms.push(Term::Ty(field.ty.to_token_stream())),
+            // Inside std containers the type itself adds nothing (the least
+            // fixed point): ask for the field with the type replaced by a
+            // leaf, if the rest of it can own a handle at all (a parameter
+            // next to the type, `Vec<(Self, T)>`). Inside a type of the
+            // user's own (a generic wrapper that may add a handle), the
+            // type itself may add one.
+            SelfRef::Exact if only_acyclic_names(field.ty.to_token_stream(), ident, &params) => {
+                let leaf_self = quote!(::rcgc::__derive::LeafSelf);
+                let replaced = replace_self(field.ty.to_token_stream(), ident, &leaf_self);
+                if mentions_any(replaced.clone(), &params) {
+                    terms.push(Term::Ty(replaced));
+                }
+            }
             SelfRef::Exact | SelfRef::Other => terms.push(Term::True),
         }
     }
@@ -372,7 +383,7 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         let mut operands = Vec::new();
         for term in &terms {
             if let Term::Ty(ty) = term {
-                let key = normalized(ty.to_token_stream());
+                let key = normalized(ty.clone());
                 if !seen.contains(&key) {
                     seen.push(key);
                     operands.push(quote!(<#ty as ::rcgc::Trace>::MAY_CONTAIN_GC));
@@ -933,7 +944,7 @@ fn acyclic_operand(ty: &Type, name: &Ident, self_args: &str, params: &[&Ident]) 
     }
     let known = only_acyclic_names(ty.to_token_stream(), name, params);
     if known {
-        let ty = replace_self(ty.to_token_stream(), name);
+        let ty = replace_self(ty.to_token_stream(), name, &quote!(::rcgc::__derive::AcyclicSelf));
         Some(quote!(<#ty as ::rcgc::Trace>::ACYCLIC))
     } else if self_ref == SelfRef::Exact || mentions_ident(ty, "Gc") {
         None
@@ -980,21 +991,30 @@ fn only_acyclic_names(tokens: TokenStream, name: &Ident, params: &[&Ident]) -> b
     true
 }
 
+/// Whether `tokens` contain one of `idents`.
+fn mentions_any(tokens: TokenStream, idents: &[&Ident]) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Group(g) => mentions_any(g.stream(), idents),
+        TokenTree::Ident(id) => idents.contains(&&id),
+        _ => false,
+    })
+}
+
 /// `tokens` with every mention of the type being derived (`Self`, or
-/// `name` with its generic arguments) replaced by `AcyclicSelf`.
-fn replace_self(tokens: TokenStream, name: &Ident) -> TokenStream {
+/// `name` with its generic arguments) replaced by `by`.
+fn replace_self(tokens: TokenStream, name: &Ident, by: &TokenStream) -> TokenStream {
     let tts: Vec<TokenTree> = tokens.into_iter().collect();
     let mut out = TokenStream::new();
     let mut i = 0;
     while i < tts.len() {
         match &tts[i] {
             TokenTree::Group(g) => {
-                let mut group = proc_macro2::Group::new(g.delimiter(), replace_self(g.stream(), name));
+                let mut group = proc_macro2::Group::new(g.delimiter(), replace_self(g.stream(), name, by));
                 group.set_span(g.span());
                 out.extend([TokenTree::Group(group)]);
             }
             TokenTree::Ident(id) if id == "Self" || (id == name && path_root(&tts, i) == PathRoot::Alone) => {
-                out.extend(quote!(::rcgc::__derive::AcyclicSelf));
+                out.extend(by.clone());
                 if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
                     i += consumed;
                 }
@@ -1266,6 +1286,16 @@ mod tests {
         // Inside a wrapper of the user's own, the type itself may add a
         // handle: `true`, not left out.
         let may = |tokens| const_expr(&expand_str(tokens));
+        // Next to a parameter in a std container, the type itself is a leaf
+        // and the parameter decides.
+        assert_eq!(
+            may(quote!(
+                struct Node<K, V> {
+                    entries: Vec<(K, V, Box<Node<K, V>>)>,
+                }
+            )),
+            "< Vec < (K , V , Box < :: rcgc :: __derive :: LeafSelf >) > as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
+        );
         assert_eq!(
             may(quote!(
                 struct Node {

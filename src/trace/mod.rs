@@ -183,6 +183,24 @@ unsafe impl Trace for AcyclicSelf {
     }
 }
 
+/// Stands for the type being derived inside the `MAY_CONTAIN_GC` constant
+/// that `#[derive(Trace)]` writes, in a field that also names a type
+/// parameter: `Vec<(Node<T>, T)>` inside `Node<T>` is asked as
+/// `Vec<(LeafSelf, T)>`. The type itself adds no handle there (the least
+/// fixed point; see the derive's documentation), the parameter may. Never
+/// instantiated.
+#[doc(hidden)]
+pub enum LeafSelf {}
+
+// SAFETY: uninhabited: there is no value to trace.
+unsafe impl Trace for LeafSelf {
+    const MAY_CONTAIN_GC: bool = false;
+
+    fn trace(&self, _tracer: &mut Tracer<'_>) {
+        match *self {}
+    }
+}
+
 /// A finalizer for a type that derives [`Trace`]: add `#[trace(finalize)]`
 /// to the type and implement this trait.
 ///
