@@ -784,7 +784,7 @@ fn a_cycle_through_the_type_inside_its_own_generic_wrapper_is_collected() {
 /// A B-tree-like node: the type itself and a parameter in one field.
 #[derive(Trace)]
 struct Entries<V> {
-    entries: Vec<(u32, V, Option<Box<Entries<V>>>)>,
+    entries: Vec<(V, Box<Entries<V>>)>,
 }
 
 /// The parameter of a field that also names the type itself still counts:
@@ -802,7 +802,7 @@ fn a_parameter_next_to_the_type_itself_in_one_field_still_counts() {
     let heap = Heap::new();
     let back = heap.alloc(Back { to: RefCell::new(None) });
     let node = heap.alloc(Entries {
-        entries: vec![(1, back.clone(), None)],
+        entries: vec![(back.clone(), Box::new(Entries { entries: Vec::new() }))],
     });
     assert!(heap.is_tracked(&node));
     *back.to.borrow_mut() = Some(node);
