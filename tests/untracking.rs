@@ -810,3 +810,81 @@ fn a_parameter_next_to_the_type_itself_in_one_field_still_counts() {
     assert_eq!(heap.collect(), 2);
     assert_eq!(heap.object_count(), 0);
 }
+
+/// `rcgc::Gc` imported as `Rc` (the natural way to port an `Rc` program).
+mod renamed {
+    use rcgc::Gc as Rc;
+    use rcgc::Trace;
+    use std::cell::RefCell;
+
+    #[derive(Trace)]
+    pub struct Node {
+        pub kids: RefCell<Vec<Rc<Node>>>,
+    }
+}
+
+/// `rcgc::Gc` behind an alias with a std name.
+mod aliased {
+    use rcgc::Trace;
+    use std::cell::RefCell;
+
+    pub type Box<T> = rcgc::Gc<T>;
+
+    #[derive(Trace)]
+    pub enum Node {
+        Leaf(u8),
+        Link(RefCell<Option<Box<Node>>>),
+    }
+
+    impl Node {
+        /// The value of a leaf.
+        pub fn value(&self) -> Option<u8> {
+            match self {
+                Node::Leaf(value) => Some(*value),
+                Node::Link(_) => None,
+            }
+        }
+    }
+}
+
+/// A type of one's own named `Vec`, holding a handle.
+mod own_vec {
+    use rcgc::{Gc, Trace};
+    use std::cell::RefCell;
+
+    #[derive(Trace)]
+    pub struct Vec<T: Trace + 'static>(pub RefCell<Option<Gc<T>>>);
+
+    #[derive(Trace)]
+    pub struct Node {
+        pub next: Vec<Node>,
+    }
+}
+
+/// A handle under a std name around the type itself is asked for as what
+/// it really is (found by review: the derive took the std names at their
+/// word and made these types leaves, so a cycle through them leaked).
+#[test]
+fn a_handle_under_a_std_name_around_the_type_itself_is_collected() {
+    const { assert!(renamed::Node::MAY_CONTAIN_GC && aliased::Node::MAY_CONTAIN_GC) };
+    const { assert!(own_vec::Node::MAY_CONTAIN_GC) };
+    let heap = Heap::new();
+    let a = heap.alloc(renamed::Node {
+        kids: RefCell::new(Vec::new()),
+    });
+    a.kids.borrow_mut().push(a.clone());
+    let b = heap.alloc(aliased::Node::Link(RefCell::new(None)));
+    assert_eq!(b.value(), None);
+    assert_eq!(heap.alloc(aliased::Node::Leaf(7)).value(), Some(7));
+    if let aliased::Node::Link(link) = &*b {
+        *link.borrow_mut() = Some(b.clone());
+    }
+    let c = heap.alloc(own_vec::Node {
+        next: own_vec::Vec(RefCell::new(None)),
+    });
+    *c.next.0.borrow_mut() = Some(c.clone());
+    assert!(heap.is_tracked(&a) && heap.is_tracked(&b) && heap.is_tracked(&c));
+    drop((a, b, c));
+    assert_eq!(heap.collect(), 3);
+    assert_eq!(heap.object_count(), 0);
+}

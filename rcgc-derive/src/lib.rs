@@ -121,17 +121,18 @@
 //! * Otherwise, a field whose type mentions `Self` or the type's own name with
 //!   its own generic parameters, wrapped only in std containers
 //!   (`Box<Self>`, `Vec<Node>`, `Option<Box<Node<T>>>` inside
-//!   `struct Node<T>`; the names listed under `ACYCLIC` below), is left out
-//!   of the OR; if it also names a type parameter (`Vec<(K, V, Box<Self>)>`),
-//!   it is asked for with the type itself replaced by a leaf, so that the
-//!   parameters still count. It is still traced. Asking the compiler for
+//!   `struct Node<T>`; the names listed under `ACYCLIC` below), is asked for
+//!   with the type itself replaced by a leaf (`LeafSelf`): `Box<Self>` as
+//!   `<Box<LeafSelf> as Trace>::MAY_CONTAIN_GC`. Asking for
 //!   `<Box<Self> as Trace>::MAY_CONTAIN_GC` would be a cycle in constant
 //!   evaluation (a compile error), and the answer we want is the least fixed
-//!   point anyway: a self-recursive type can reach a `Gc` only through its
-//!   other fields, so those alone decide. For example
+//!   point anyway: a self-recursive type can reach a `Gc` only through what
+//!   else its fields hold, and the replaced field still counts all of that
+//!   (a type parameter next to the type, `Vec<(K, V, Box<Self>)>`; a `Gc`
+//!   imported as `Rc` or aliased as `Box`). For example
 //!   `struct List { head: i32, tail: Option<Box<List>> }` gets `false` and
 //!   `struct List<T> { head: T, tail: Option<Box<List<T>>> }` gets
-//!   `T::MAY_CONTAIN_GC`.
+//!   `T::MAY_CONTAIN_GC`. The field is still traced.
 //! * A field that mentions the type itself inside a type of your own
 //!   (`Wrapper<Self>`, which may add handles of its own), with *different*
 //!   generic arguments (polymorphic recursion, e.g. `Box<Node<Vec<T>>>`
@@ -187,7 +188,7 @@
 //! derive writes `ACYCLIC` as the AND of one operand per traced field:
 //!
 //! * a field type built only from the type itself (`Self`, or its name with
-//!   its own generic arguments), its type and const parameters, primitives,
+//!   its own generic arguments), its type and const parameters, lifetimes, primitives,
 //!   and the std types `Gc`, `Option`, `Box`, `Vec`, `VecDeque`,
 //!   `LinkedList`, `BinaryHeap`, `BTreeMap`, `BTreeSet`, `HashMap`,
 //!   `HashSet` (std or hashbrown), `RefCell`, `Cell`, `String`,
@@ -211,12 +212,15 @@
 //! compile; they are not inferred acyclic (declare them with
 //! `#[trace(acyclic)]` if they are), and objects of them are still left
 //! untracked at allocation when they point only to untracked objects
-//! (`FIXED_EDGES`). The rule is syntactic, by name: a type of your own named
-//! like one of the std types above, or an alias of that name, is asked too;
-//! an alias that hides a type of your own which leads back to the type
-//! being derived then makes a cycle in constant evaluation (`Result` is left
-//! off the list for that reason: `type Result<T> = std::result::Result<T,
-//! MyError>` is common). `#[trace(tracked)]` on the type avoids it.
+//! (`FIXED_EDGES`). The rule is syntactic, by name, with two guards against
+//! aliases: a listed type name counts only with its generic arguments
+//! (`Vec<T>`) or at the end of a `std`/`core`/`alloc` path
+//! (`std::string::String`), since a bare `String` or `Cell` may be an alias
+//! of anything (`type Cell = Gc<Cons>` inside `Cons`); and `Result` is not
+//! listed (`type Result<T> = std::result::Result<T, MyError>` is common).
+//! A generic alias named like a std type that hides a type of your own
+//! leading back to the type being derived still makes a cycle in constant
+//! evaluation; `#[trace(tracked)]` on the type avoids it.
 //!
 //! # Paths
 //!
@@ -362,16 +366,13 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
             SelfRef::None => terms.push(Term::Ty(field.ty.to_token_stream())),
             // Inside std containers the type itself adds nothing (the least
             // fixed point): ask for the field with the type replaced by a
-            // leaf, if the rest of it can own a handle at all (a parameter
-            // next to the type, `Vec<(Self, T)>`). Inside a type of the
-            // user's own (a generic wrapper that may add a handle), the
-            // type itself may add one.
+            // leaf, so that whatever else it holds counts (a parameter,
+            // `Vec<(Self, T)>`; a `Gc` renamed `Rc`). Inside a type of the
+            // user's own (a generic wrapper that may add a handle), the type
+            // itself may add one.
             SelfRef::Exact if only_acyclic_names(field.ty.to_token_stream(), ident, &params) => {
                 let leaf_self = quote!(::rcgc::__derive::LeafSelf);
-                let replaced = replace_self(field.ty.to_token_stream(), ident, &leaf_self);
-                if mentions_any(replaced.clone(), &params) {
-                    terms.push(Term::Ty(replaced));
-                }
+                terms.push(Term::Ty(replace_self(field.ty.to_token_stream(), ident, &leaf_self)));
             }
             SelfRef::Exact | SelfRef::Other => terms.push(Term::True),
         }
@@ -905,24 +906,12 @@ const ACYCLIC_NAMES: &[&str] = &[
     "btree_set",
     "hash_map",
     "hash_set",
-    // Primitives.
-    "bool",
-    "char",
-    "str",
-    "u8",
-    "u16",
-    "u32",
-    "u64",
-    "u128",
-    "usize",
-    "i8",
-    "i16",
-    "i32",
-    "i64",
-    "i128",
-    "isize",
-    "f32",
-    "f64",
+];
+
+/// Primitive types: leaves whatever they are asked, written bare.
+const PRIMITIVES: &[&str] = &[
+    "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+    "f32", "f64",
 ];
 
 /// The `ACYCLIC` operand of one traced field, or `None` if the derive
@@ -970,18 +959,33 @@ fn only_acyclic_names(tokens: TokenStream, name: &Ident, params: &[&Ident]) -> b
             }
             // `inner::Node` inside `struct Node`: maybe another type.
             TokenTree::Ident(id) if id == name && path_root(&tts, i) == PathRoot::Other => false,
-            TokenTree::Ident(id) if id == "Weak" => {
+            TokenTree::Ident(id) if params.contains(&id) || PRIMITIVES.iter().any(|n| id == n) => true,
+            TokenTree::Ident(id) if id == "Weak" => match generic_args(&tts[i + 1..]) {
                 // `Weak<T>::ACYCLIC` is `true` whatever `T` is.
-                if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
+                Some((_, consumed)) => {
                     i += consumed;
+                    true
                 }
+                // A bare `Weak` is some alias.
+                None => false,
+            },
+            TokenTree::Ident(id) if ACYCLIC_NAMES.iter().any(|n| id == n) => {
+                // A module segment (`std::`), a type with its arguments
+                // (`Vec<..>`), or the end of a std path
+                // (`std::string::String`). A bare name without arguments
+                // (`String`, `Cell`) may be an alias of anything, the type
+                // being derived included.
+                let rest = &tts[i + 1..];
+                let segment = is_punct(rest.first(), ':') && is_punct(rest.get(1), ':') && !is_punct(rest.get(2), '<');
+                segment || generic_args(rest).is_some() || path_root(&tts, i) == PathRoot::Std
+            }
+            TokenTree::Ident(_) => false,
+            // A lifetime (`'a`): a quote and an identifier that is no type.
+            TokenTree::Punct(p) if p.as_char() == '\'' => {
+                i += 1;
                 true
             }
-            TokenTree::Ident(id) => params.contains(&id) || ACYCLIC_NAMES.iter().any(|n| id == n),
-            // A lifetime (`'a`) is a quote followed by an identifier that is
-            // no type: give up rather than tell them apart.
-            TokenTree::Punct(p) => p.as_char() != '\'',
-            TokenTree::Literal(_) => true,
+            TokenTree::Punct(_) | TokenTree::Literal(_) => true,
         };
         if !known {
             return false;
@@ -989,15 +993,6 @@ fn only_acyclic_names(tokens: TokenStream, name: &Ident, params: &[&Ident]) -> b
         i += 1;
     }
     true
-}
-
-/// Whether `tokens` contain one of `idents`.
-fn mentions_any(tokens: TokenStream, idents: &[&Ident]) -> bool {
-    tokens.into_iter().any(|tt| match tt {
-        TokenTree::Group(g) => mentions_any(g.stream(), idents),
-        TokenTree::Ident(id) => idents.contains(&&id),
-        _ => false,
-    })
 }
 
 /// `tokens` with every mention of the type being derived (`Self`, or
@@ -1214,7 +1209,8 @@ mod tests {
         );
         // A handle to another derived type, the type itself behind an
         // unknown path, polymorphic recursion, an associated type of
-        // `Self`, a lifetime: no constant, so the default applies.
+        // `Self`, a bare std name (maybe an alias) next to a handle: no
+        // constant, so the default applies.
         for tokens in [
             quote!(
                 struct A {
@@ -1238,7 +1234,7 @@ mod tests {
             ),
             quote!(
                 struct A {
-                    name: Option<Gc<&'static str>>,
+                    names: Vec<(String, Gc<A>)>,
                 }
             ),
             quote!(
@@ -1435,7 +1431,7 @@ mod tests {
     }
 
     #[test]
-    fn self_mentioning_fields_are_excluded_from_const() {
+    fn self_mentioning_fields_are_asked_with_a_leaf_in_place_of_the_type() {
         let out = expand_str(quote! {
             struct Node<T> {
                 value: T,
@@ -1444,7 +1440,13 @@ mod tests {
                 shared: Option<std::rc::Rc<Node<T>>>,
             }
         });
-        assert_eq!(const_expr(&out), "< T as :: rcgc :: Trace > :: MAY_CONTAIN_GC");
+        assert_eq!(
+            const_expr(&out),
+            "< T as :: rcgc :: Trace > :: MAY_CONTAIN_GC || \
+             < Option < Box < :: rcgc :: __derive :: LeafSelf > > as :: rcgc :: Trace > :: MAY_CONTAIN_GC || \
+             < Vec < :: rcgc :: __derive :: LeafSelf > as :: rcgc :: Trace > :: MAY_CONTAIN_GC || \
+             < Option < std :: rc :: Rc < :: rcgc :: __derive :: LeafSelf > > as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
+        );
         // Still traced.
         assert!(out.contains("next : __rcgc_field_1"), "{out}");
         assert!(out.contains("children : __rcgc_field_2"), "{out}");
@@ -1459,12 +1461,19 @@ mod tests {
                 tail: Option<Box<List>>,
             }
         ));
-        assert_eq!(const_expr(&out), "< i32 as :: rcgc :: Trace > :: MAY_CONTAIN_GC");
+        assert_eq!(
+            const_expr(&out),
+            "< i32 as :: rcgc :: Trace > :: MAY_CONTAIN_GC || \
+             < Option < Box < :: rcgc :: __derive :: LeafSelf > > as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
+        );
 
         let out = expand_str(quote!(
             struct Only(Box<Self>);
         ));
-        assert_eq!(const_expr(&out), "false");
+        assert_eq!(
+            const_expr(&out),
+            "< Box < :: rcgc :: __derive :: LeafSelf > as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
+        );
     }
 
     #[test]
@@ -1489,7 +1498,11 @@ mod tests {
                 deeper: Option<Box<Tf<T>>>,
             }
         ));
-        assert_eq!(const_expr(&out), "< T as :: rcgc :: Trace > :: MAY_CONTAIN_GC");
+        assert_eq!(
+            const_expr(&out),
+            "< T as :: rcgc :: Trace > :: MAY_CONTAIN_GC || \
+             < Option < Box < :: rcgc :: __derive :: LeafSelf > > as :: rcgc :: Trace > :: MAY_CONTAIN_GC"
+        );
     }
 
     #[test]

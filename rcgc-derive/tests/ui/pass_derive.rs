@@ -128,6 +128,26 @@ mod shadows {
     }
 }
 
+/// A non-generic alias with a std name that hides the type itself.
+mod lisp {
+    use rcgc::{Gc, Trace};
+
+    pub type Cell = Gc<Cons>;
+
+    #[derive(Trace)]
+    pub struct Cons {
+        pub car: u8,
+        pub cdr: Option<Cell>,
+    }
+}
+
+/// A list borrowing nothing but carrying a lifetime.
+#[derive(Trace)]
+struct Tok<'a> {
+    marker: PhantomData<&'a ()>,
+    next: Option<Box<Tok<'a>>>,
+}
+
 /// A type named like this module's `Node`.
 mod inner {
     #[derive(rcgc::Trace)]
@@ -168,7 +188,9 @@ const _: () = {
     assert!(!no_prelude::Isolated::MAY_CONTAIN_GC);
     assert!(GcNode::MAY_CONTAIN_GC);
     assert!(Expr::<u8>::MAY_CONTAIN_GC);
-    assert!(!OnlyWeak::MAY_CONTAIN_GC);
+    // Weak references only: reported to the collector, but acyclic, so
+    // never tracked (the leaf header).
+    assert!(OnlyWeak::MAY_CONTAIN_GC && OnlyWeak::ACYCLIC);
 
     // ACYCLIC: inferred for types built from themselves, their parameters
     // and std types; never a cycle in constant evaluation.
@@ -196,6 +218,8 @@ const _: () = {
     assert!(!shadows::Vec::<u8>::MAY_CONTAIN_GC && shadows::Vec::<u8>::ACYCLIC);
     assert!(shadows::Error::MAY_CONTAIN_GC && !shadows::Error::ACYCLIC);
     assert!(Node::MAY_CONTAIN_GC && !Node::ACYCLIC);
+    assert!(lisp::Cons::MAY_CONTAIN_GC && !lisp::Cons::ACYCLIC);
+    assert!(!Tok::<'static>::MAY_CONTAIN_GC && Tok::<'static>::ACYCLIC);
 };
 
 fn main() {
@@ -214,6 +238,9 @@ fn main() {
         cause: Some(Gc::new(Ok(()))),
     });
     assert!(error.cause.is_some());
+    let a = Gc::new(lisp::Cons { car: 1, cdr: None });
+    let b = Gc::new(lisp::Cons { car: 2, cdr: Some(a) });
+    assert_eq!(b.cdr.as_ref().map(|a| a.car), Some(1));
     let node = Gc::new(Node {
         other: Gc::new(inner::Node { value: 3 }),
         boxed: None,
