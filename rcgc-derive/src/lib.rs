@@ -1014,6 +1014,15 @@ fn replace_self(tokens: TokenStream, name: &Ident, by: &TokenStream) -> TokenStr
                     i += consumed;
                 }
             }
+            // `Weak`'s constants do not depend on its arguments: keep them
+            // as written (a stand-in there could miss a bound of theirs).
+            TokenTree::Ident(id) if id == "Weak" => {
+                out.extend([tts[i].clone()]);
+                if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
+                    out.extend(tts[i + 1..=i + consumed].iter().cloned());
+                    i += consumed;
+                }
+            }
             tt => out.extend([tt.clone()]),
         }
         i += 1;

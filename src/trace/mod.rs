@@ -111,10 +111,10 @@ pub unsafe trait Trace {
     ///
     /// A value whose handles are fixed once it is allocated (no `RefCell`,
     /// `Cell` or other interior mutability around a handle) can only point
-    /// to values that existed
-    /// before it; if every value it can reach is of such a type, it can never
-    /// be part of a cycle (`Gc::get_mut` changes a value only while its
-    /// handle is the only one, so nothing it reaches can point back to it).
+    /// to values that existed before it; if every value it can reach is of
+    /// such a type, it can never be part of a cycle (`Gc::get_mut` changes a
+    /// value only while its handle is the only one, so nothing it reaches can
+    /// point back to it).
     /// That is what this constant says, like CPython's untracking of tuples
     /// of atoms, decided once per type:
     ///
@@ -170,6 +170,7 @@ pub unsafe trait Trace {
 /// checking its own fields is sound: the recursion adds no type whose edges
 /// could change, so the other field types alone decide. Never instantiated.
 #[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AcyclicSelf {}
 
 // SAFETY: uninhabited: there is no value to trace.
@@ -184,12 +185,12 @@ unsafe impl Trace for AcyclicSelf {
 }
 
 /// Stands for the type being derived inside the `MAY_CONTAIN_GC` constant
-/// that `#[derive(Trace)]` writes, in a field that also names a type
-/// parameter: `Vec<(Node<T>, T)>` inside `Node<T>` is asked as
-/// `Vec<(LeafSelf, T)>`. The type itself adds no handle there (the least
-/// fixed point; see the derive's documentation), the parameter may. Never
-/// instantiated.
+/// that `#[derive(Trace)]` writes: `Vec<(Node<T>, T)>` inside `Node<T>` is
+/// asked as `Vec<(LeafSelf, T)>`. The type itself adds no handle there (the
+/// least fixed point; see the derive's documentation); what else the field
+/// holds (the parameter here) still counts. Never instantiated.
 #[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LeafSelf {}
 
 // SAFETY: uninhabited: there is no value to trace.

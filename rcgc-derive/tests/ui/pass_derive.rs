@@ -148,6 +148,35 @@ struct Tok<'a> {
     next: Option<Box<Tok<'a>>>,
 }
 
+/// A weak reference to the type itself inside a wrapper with its own
+/// bounds, and a std-named type of one's own with a `Clone` bound.
+mod bounded {
+    use rcgc::{Trace, Weak};
+
+    #[derive(Trace)]
+    pub struct Wrapper<T: Trace + Clone + 'static>(pub Option<T>);
+
+    #[derive(Clone, Trace)]
+    pub struct Parented {
+        pub parent: Option<Weak<Wrapper<Parented>>>,
+        pub depth: u32,
+    }
+
+    #[derive(Trace)]
+    pub struct Vec<T: Trace + Clone>(pub std::vec::Vec<T>);
+
+    #[derive(Clone, Trace)]
+    pub struct Branch {
+        pub kids: Option<Box<Vec<Branch>>>,
+    }
+
+    impl Clone for Vec<Branch> {
+        fn clone(&self) -> Self {
+            Vec(self.0.clone())
+        }
+    }
+}
+
 /// A type named like this module's `Node`.
 mod inner {
     #[derive(rcgc::Trace)]
@@ -219,6 +248,8 @@ const _: () = {
     assert!(shadows::Error::MAY_CONTAIN_GC && !shadows::Error::ACYCLIC);
     assert!(Node::MAY_CONTAIN_GC && !Node::ACYCLIC);
     assert!(lisp::Cons::MAY_CONTAIN_GC && !lisp::Cons::ACYCLIC);
+    assert!(bounded::Parented::MAY_CONTAIN_GC && bounded::Parented::ACYCLIC);
+    assert!(!bounded::Branch::MAY_CONTAIN_GC && bounded::Branch::ACYCLIC);
     assert!(!Tok::<'static>::MAY_CONTAIN_GC && Tok::<'static>::ACYCLIC);
 };
 
