@@ -331,13 +331,22 @@ struct Atom {
     right: Option<Gc<Atom>>,
 }
 
-fn atom_tree(heap: &Heap, depth: u32) -> Gc<Atom> {
+/// A complete binary tree of `depth` built bottom-up, each node made by
+/// `node` from its two subtrees.
+fn pair_tree<N: Trace + 'static>(heap: &Heap, depth: u32, node: fn(Option<Gc<N>>, Option<Gc<N>>) -> N) -> Gc<N> {
     let (left, right) = if depth == 0 {
         (None, None)
     } else {
-        (Some(atom_tree(heap, depth - 1)), Some(atom_tree(heap, depth - 1)))
+        (
+            Some(pair_tree(heap, depth - 1, node)),
+            Some(pair_tree(heap, depth - 1, node)),
+        )
     };
-    heap.alloc(Atom { left, right })
+    heap.alloc(node(left, right))
+}
+
+fn atom_tree(heap: &Heap, depth: u32) -> Gc<Atom> {
+    pair_tree(heap, depth, |left, right| Atom { left, right })
 }
 
 #[test]
@@ -547,12 +556,7 @@ struct Twin {
 }
 
 fn twin_tree(heap: &Heap, depth: u32) -> Gc<Twin> {
-    let (left, right) = if depth == 0 {
-        (None, None)
-    } else {
-        (Some(twin_tree(heap, depth - 1)), Some(twin_tree(heap, depth - 1)))
-    };
-    heap.alloc(Twin { left, right })
+    pair_tree(heap, depth, |left, right| Twin { left, right })
 }
 
 /// A generic node: acyclic exactly when its payload is.
