@@ -193,9 +193,6 @@ pub(crate) struct VTable {
     pub(crate) trace: unsafe fn(NonNull<u8>, &mut Tracer<'_>),
     /// Drops the value in place (not the block).
     pub(crate) drop_value: unsafe fn(NonNull<u8>),
-    /// Drops the value and frees the block of a dying object whose release
-    /// was queued (the trashcan); set by the handle layer.
-    pub(crate) deferred_release: unsafe fn(NonNull<u8>),
     /// Runs the whole release of an object whose last handle is gone (the
     /// typed `Gc` drop slow path), for untyped handles.
     pub(crate) release: unsafe fn(NonNull<u8>),
@@ -218,7 +215,6 @@ const _: () = assert!(align_of::<VTable>() > flags::ALL);
 pub(crate) static NO_VTABLE: VTable = VTable {
     trace: |_, _| {},
     drop_value: |_| {},
-    deferred_release: |_| {},
     release: |_| {},
     finalize: None,
     block_layout: Layout::new::<()>(),
@@ -271,7 +267,6 @@ impl<T: Trace + 'static> ObjectKind<T> {
     pub(crate) const VTABLE: VTable = VTable {
         trace: trace_value::<T>,
         drop_value: drop_value::<T>,
-        deferred_release: crate::handle::gc::deferred_release::<T>,
         release: crate::handle::gc::release_erased::<T>,
         finalize: if T::HAS_FINALIZER {
             Some(crate::handle::gc::finalize_erased::<T>)

@@ -463,7 +463,7 @@ fn a_cycle_through_an_acyclic_object_leaks_and_stays_intact() {
 
 /// Deep chains of acyclic objects drop on a small stack: their nested
 /// releases take the stack-window path, then the counted one, whose queue
-/// holds their (vtable-less) pointers in boxes. Some nodes have a weak
+/// holds their addresses (no vtable needed). Some nodes have a weak
 /// reference, which takes them off the fast path.
 #[test]
 fn deep_lists_of_acyclic_nodes_drop_without_overflowing_the_stack() {
@@ -476,8 +476,9 @@ fn deep_lists_of_acyclic_nodes_drop_without_overflowing_the_stack() {
 
 /// A deep chain that alternates acyclic objects and slices of handles
 /// (`Gc<[Gc<Fan>]>`): nothing in it is tracked, so past the counted depth
-/// both kinds wait on the release queue in boxes, the slices as wide
-/// pointers. Everything is freed on a small stack.
+/// both kinds wait on the release queue, the nodes as their addresses and
+/// the slices, whose pointers are wide, in boxes. Everything is freed on a
+/// small stack.
 #[test]
 fn deep_chains_through_slices_of_handles_drop_without_overflowing_the_stack() {
     #[derive(Trace)]

@@ -706,12 +706,11 @@ unsafe fn release_with<T: Trace + ?Sized + 'static>(ptr: NonNull<T>, layout: Lay
             // The collector already dropped the value; only the block is left.
             free_block(inner, value, layout, ObjectKind::<T>::value_offset(layout.align()));
         } else if T::MAY_CONTAIN_GC && inner.release_depth.get() >= MAX_RELEASE_DEPTH {
-            // Only values that may own handles can nest releases. Tracked
-            // objects are sized and carry the typed release in their vtable;
-            // an untracked one (an acyclic type, a slice of handles) has no
-            // vtable, so its (possibly wide) pointer goes into a box.
-            let entry = if ObjectKind::<T>::TRACKED {
-                (value, object::tracked_header(value).as_ref().vtable().deferred_release)
+            // Only values that may own handles can nest releases. A thin
+            // pointer is queued as the value's address; a wide one (a slice
+            // of handles) does not fit a queue entry, so it waits in a box.
+            let entry = if size_of::<NonNull<T>>() == size_of::<NonNull<u8>>() {
+                (value, deferred_release_thin::<T> as unsafe fn(NonNull<u8>))
             } else {
                 let boxed = NonNull::from(Box::leak(Box::new(ptr))).cast::<u8>();
                 (boxed, deferred_release_boxed::<T> as unsafe fn(NonNull<u8>))
@@ -834,21 +833,23 @@ pub(crate) unsafe fn finalize_erased<T: Trace + 'static>(value: NonNull<u8>) {
     T::finalize(&temp);
 }
 
-/// The queued second half of `release` for a sized `T`.
+/// The queued second half of `release` for a `T` whose pointers are thin
+/// (sized): the queue entry's address is the whole pointer.
 ///
 /// # Safety
-/// `value` is a dying object of type `T` queued by `release`.
-pub(crate) unsafe fn deferred_release<T: Trace + 'static>(value: NonNull<u8>) {
-    let layout = ObjectKind::<T>::VTABLE.block_layout;
-    // SAFETY: the object's value and block are still there.
-    unsafe {
-        let inner = heap_of::<T>(value, layout);
-        drop_and_free(inner.as_ref(), value.cast::<T>(), layout);
-    }
+/// `value` is the address of a dying object of type `T` queued by
+/// `release`, and `NonNull<T>` is as wide as `NonNull<u8>`.
+pub(crate) unsafe fn deferred_release_thin<T: Trace + ?Sized + 'static>(value: NonNull<u8>) {
+    debug_assert_eq!(size_of::<NonNull<T>>(), size_of::<NonNull<u8>>());
+    // SAFETY: a thin `NonNull<T>` is exactly an address (the caller checked
+    // the width), and this one was taken from a `NonNull<T>` by `release`.
+    let ptr = unsafe { core::mem::transmute_copy::<NonNull<u8>, NonNull<T>>(&value) };
+    // SAFETY: forwarded caller contract.
+    unsafe { release_queued(ptr) }
 }
 
-/// The queued second half of `release` for an untracked object that owns
-/// handles (see `release_with`).
+/// The queued second half of `release` for a `T` whose pointers are wide
+/// (a slice of handles).
 ///
 /// # Safety
 /// `boxed` came from leaking a `Box<NonNull<T>>` that points to a dying
@@ -856,9 +857,19 @@ pub(crate) unsafe fn deferred_release<T: Trace + 'static>(value: NonNull<u8>) {
 pub(crate) unsafe fn deferred_release_boxed<T: Trace + ?Sized + 'static>(boxed: NonNull<u8>) {
     // SAFETY: the caller guarantees `boxed` is the leaked box, used once.
     let ptr = *unsafe { Box::from_raw(boxed.cast::<NonNull<T>>().as_ptr()) };
-    // SAFETY: the value is alive until dropped here (it is not dead: only
-    // the collector kills values, and it never sees untracked objects), so
-    // its layout may be read from it; the object's heap outlives it.
+    // SAFETY: forwarded caller contract.
+    unsafe { release_queued(ptr) }
+}
+
+/// Drops the value of a dying object whose release `release` queued, and
+/// frees its block.
+///
+/// # Safety
+/// `ptr` is the value of a dying object queued by `release`: alive (a
+/// queued release is never of a dead value, see `release_with`), so its
+/// layout may be read from it; its heap outlives it.
+unsafe fn release_queued<T: Trace + ?Sized + 'static>(ptr: NonNull<T>) {
+    // SAFETY: forwarded caller contract.
     unsafe {
         let layout = block_layout::<T>(ptr);
         let inner = heap_of::<T>(ptr.cast(), layout);
