@@ -380,52 +380,22 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
     let may_contain_gc = if tracked || terms.iter().any(|t| matches!(t, Term::True)) {
         quote!(true)
     } else {
-        let mut seen = Vec::new();
-        let mut operands = Vec::new();
-        for term in &terms {
-            if let Term::Ty(ty) = term {
-                let key = normalized(ty.clone());
-                if !seen.contains(&key) {
-                    seen.push(key);
-                    operands.push(quote!(<#ty as ::rcgc::Trace>::MAY_CONTAIN_GC));
-                }
-            }
-        }
-        if operands.is_empty() {
-            quote!(false)
-        } else {
-            quote!(#(#operands)||*)
-        }
+        let operands = terms.iter().filter_map(|term| match term {
+            Term::Ty(ty) => Some(quote!(<#ty as ::rcgc::Trace>::MAY_CONTAIN_GC)),
+            Term::True => None,
+        });
+        join_distinct(operands, quote!(||)).unwrap_or_else(|| quote!(false))
     };
 
     // FIXED_EDGES
-    let fixed_edges = if tracked {
+    let traced_types = || shapes.iter().flat_map(|s| &s.traced).map(|field| field.ty);
+    // Asking for a field's constant when it mentions the type itself could
+    // be a cycle in constant evaluation (`Box<Self>`): then claim nothing.
+    let fixed_edges = if tracked || traced_types().any(|ty| mentions_outside_handles(ty, ident)) {
         quote!(false)
     } else {
-        let mut seen = Vec::new();
-        let mut operands = Vec::new();
-        let mut conservative = false;
-        for field in shapes.iter().flat_map(|s| &s.traced) {
-            if mentions_outside_handles(field.ty, ident) {
-                // Asking for the field's constant could be a cycle in constant
-                // evaluation (`Box<Self>`); claim nothing.
-                conservative = true;
-                break;
-            }
-            let key = normalized(field.ty.to_token_stream());
-            if !seen.contains(&key) {
-                seen.push(key);
-                let ty = field.ty;
-                operands.push(quote!(<#ty as ::rcgc::Trace>::FIXED_EDGES));
-            }
-        }
-        if conservative {
-            quote!(false)
-        } else if operands.is_empty() {
-            quote!(true)
-        } else {
-            quote!(#(#operands)&&*)
-        }
+        let operands = traced_types().map(|ty| quote!(<#ty as ::rcgc::Trace>::FIXED_EDGES));
+        join_distinct(operands, quote!(&&)).unwrap_or_else(|| quote!(true))
     };
 
     // Bounds
@@ -466,26 +436,16 @@ fn try_expand(input: &DeriveInput) -> Result<TokenStream> {
         // The default, `!MAY_CONTAIN_GC`, is `false`.
         quote!()
     } else {
-        let mut seen = Vec::new();
-        let mut operands = Some(Vec::new());
-        for field in shapes.iter().flat_map(|s| &s.traced) {
-            let key = normalized(field.ty.to_token_stream());
-            if seen.contains(&key) {
-                continue;
-            }
-            seen.push(key);
-            match (acyclic_operand(field.ty, ident, &self_args, &params), &mut operands) {
-                (Some(operand), Some(list)) => list.push(operand),
-                _ => operands = None,
-            }
-        }
-        match operands {
-            // Nothing to infer from: the default (`!MAY_CONTAIN_GC`) holds.
-            None => quote!(),
-            Some(list) if list.is_empty() => quote!(),
-            Some(list) => quote!(
-                const ACYCLIC: bool = #(#list)&&*;
+        // One operand per field, or none at all (the default,
+        // `!MAY_CONTAIN_GC`, then holds) if some field cannot tell.
+        let operands: Option<Vec<TokenStream>> = traced_types()
+            .map(|ty| acyclic_operand(ty, ident, &self_args, &params))
+            .collect();
+        match operands.and_then(|operands| join_distinct(operands, quote!(&&))) {
+            Some(expr) => quote!(
+                const ACYCLIC: bool = #expr;
             ),
+            None => quote!(),
         }
     };
 
@@ -562,6 +522,23 @@ fn shape(path: TokenStream, fields: &Fields) -> Result<Shape<'_>> {
         traced,
         has_skipped,
     })
+}
+
+/// `operands` joined by `op` (`||` or `&&`), each distinct one once (by its
+/// text), or `None` if there are none.
+fn join_distinct(operands: impl IntoIterator<Item = TokenStream>, op: TokenStream) -> Option<TokenStream> {
+    let mut seen = Vec::new();
+    let mut distinct = Vec::new();
+    for operand in operands {
+        let key = normalized(operand.clone());
+        if !seen.contains(&key) {
+            seen.push(key);
+            distinct.push(operand);
+        }
+    }
+    let mut distinct = distinct.into_iter();
+    let first = distinct.next()?;
+    Some(distinct.fold(first, |joined, operand| quote!(#joined #op #operand)))
 }
 
 /// Collects several errors so that all of them are reported at once.
