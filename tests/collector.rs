@@ -20,7 +20,7 @@ use rcgc::collect::{Action, Manual};
 use rcgc::{AnyGc, DebugFlags, Finalize, Gc, GcError, GcInfo, GcPhase, Heap, Trace, Tracer, Weak};
 
 mod common;
-use common::{panic_message, size, AtCheckpoint, Counter, Sink};
+use common::{panic_message, size, AtCheckpoint, Counter, DropCount, Sink};
 
 // ---------------------------------------------------------------------------
 // Test tools
@@ -28,21 +28,6 @@ use common::{panic_message, size, AtCheckpoint, Counter, Sink};
 
 // SAFETY: owns no `Gc`.
 unsafe impl Trace for Counter {
-    const MAY_CONTAIN_GC: bool = false;
-    fn trace(&self, _: &mut Tracer<'_>) {}
-}
-
-/// A leaf field that bumps its counter when dropped.
-struct Probe(Counter);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.0.bump()
-    }
-}
-
-// SAFETY: owns no `Gc`.
-unsafe impl Trace for Probe {
     const MAY_CONTAIN_GC: bool = false;
     fn trace(&self, _: &mut Tracer<'_>) {}
 }
@@ -99,14 +84,14 @@ fn on_small_stack(f: impl FnOnce() + Send + 'static) {
 struct Node {
     next: RefCell<Option<Gc<Node>>>,
     other: RefCell<Option<Gc<Node>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 fn node(heap: &Heap, drops: &Counter) -> Gc<Node> {
     heap.alloc(Node {
         next: RefCell::new(None),
         other: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     })
 }
 
@@ -151,7 +136,7 @@ enum Value {
 #[derive(Trace)]
 struct PyList {
     items: RefCell<Vec<Value>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 impl PyList {
@@ -164,13 +149,13 @@ impl PyList {
 #[derive(Trace)]
 struct PyTuple {
     items: Vec<Value>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 #[derive(Trace)]
 struct PyDict {
     map: RefCell<HashMap<String, Value>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 impl PyDict {
@@ -185,7 +170,7 @@ struct Class {
     name: String,
     bases: Vec<Gc<Class>>,
     attrs: RefCell<HashMap<String, Value>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 impl Class {
@@ -199,7 +184,7 @@ impl Class {
 struct Instance {
     class: Gc<Class>,
     attrs: RefCell<HashMap<String, Value>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 impl Instance {
@@ -213,7 +198,7 @@ impl Instance {
 struct BoundMethod {
     receiver: Gc<Instance>,
     name: String,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 /// A function: code (a leaf) and the globals it closes over.
@@ -222,21 +207,21 @@ struct Function {
     name: String,
     code: Gc<Code>,
     globals: Gc<PyDict>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 /// Holds no `Gc`: a leaf, never tracked.
 #[derive(Trace)]
 struct Code {
     source: String,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 #[derive(Trace)]
 struct Frame {
     back: Option<Gc<Frame>>,
     locals: RefCell<HashMap<String, Value>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 impl Frame {
@@ -260,8 +245,8 @@ impl<'h> Py<'h> {
         }
     }
 
-    fn probe(&self) -> Probe {
-        Probe(self.drops.clone())
+    fn probe(&self) -> DropCount {
+        DropCount(self.drops.clone())
     }
 
     fn dropped(&self) -> usize {
@@ -818,7 +803,7 @@ struct LeafWithFinalizer {
     // "may contain a Gc"; an `Rc` is opaque to the collector anyway.
     #[trace(skip)]
     store: Rc<RefCell<Vec<Gc<LeafWithFinalizer>>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 impl Finalize for LeafWithFinalizer {
@@ -840,7 +825,7 @@ fn b14_leaf_finalizers_also_run_at_most_once() {
     let x = heap.alloc(LeafWithFinalizer {
         calls: calls.clone(),
         store: store.clone(),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     assert!(!heap.is_tracked(&x), "a leaf");
     let weak = Gc::downgrade(&x);
@@ -1678,7 +1663,7 @@ fn b32_a_refcount_too_small_is_reported_and_the_object_kept() {
 #[derive(Trace)]
 #[trace(tracked)]
 struct Target {
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 /// `test_trash_weakref_clear`'s A: a self-cycle holding its Z through an
@@ -1710,7 +1695,7 @@ fn b33_a_garbage_weak_ref_to_an_untraced_object_never_calls_back() {
     let target_drops = Counter::default();
     let called = Counter::default();
     let z = heap.alloc(Target {
-        _probe: Probe(target_drops.clone()),
+        _probe: DropCount(target_drops.clone()),
     });
     let flag = called.clone();
     let wz = Gc::downgrade_with_callback(&z, move |_| flag.bump());
@@ -1744,7 +1729,7 @@ fn b33_an_object_behind_an_untraced_field_is_freed_with_the_garbage() {
     let heap = Heap::new();
     let target_drops = Counter::default();
     let z = heap.alloc(Target {
-        _probe: Probe(target_drops.clone()),
+        _probe: DropCount(target_drops.clone()),
     });
     let wz = Gc::downgrade(&z);
     let a = heap.alloc(HidesItsTarget {
@@ -1961,7 +1946,7 @@ fn b41_frozen_objects_are_excluded_until_unfrozen() {
 /// An old object (generation 2) kept alive by young garbage.
 #[derive(Trace)]
 struct Old {
-    _probe: Probe,
+    _probe: DropCount,
     me: RefCell<Option<Gc<Old>>>,
 }
 
@@ -1970,7 +1955,7 @@ struct Old {
 struct Young {
     keep_old_alive: RefCell<Option<Gc<Old>>>,
     me: RefCell<Option<Gc<Young>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 /// Behaviour 42: a young collection whose teardown frees an old object with
@@ -1981,7 +1966,7 @@ fn b42_a_callback_on_an_old_object_freed_by_young_garbage_sees_cleared_refs() {
     let heap = Heap::new();
     let drops = Counter::default();
     let c0 = heap.alloc(Old {
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
         me: RefCell::new(None),
     });
     heap.collect();
@@ -1989,13 +1974,13 @@ fn b42_a_callback_on_an_old_object_freed_by_young_garbage_sees_cleared_refs() {
     let c1 = heap.alloc(Young {
         keep_old_alive: RefCell::new(Some(c0.clone())),
         me: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     *c1.me.borrow_mut() = Some(c1.clone());
     let c2 = heap.alloc(Young {
         keep_old_alive: RefCell::new(None),
         me: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     *c2.me.borrow_mut() = Some(c2.clone());
     let c2wr = Gc::downgrade(&c2);
@@ -2331,7 +2316,7 @@ struct Holder {
     boxed: RefCell<Option<Box<Gc<Holder>>>>,
     pair: RefCell<Option<(u32, Gc<Holder>)>>,
     choice: RefCell<Choice>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 #[derive(Trace)]
@@ -2382,7 +2367,7 @@ fn cycles_through_every_container_are_collected() {
             boxed: RefCell::default(),
             pair: RefCell::default(),
             choice: RefCell::new(Choice::Nothing),
-            _probe: Probe(drops.clone()),
+            _probe: DropCount(drops.clone()),
         })
     };
     for (i, (name, link)) in links.iter().enumerate() {
@@ -2625,7 +2610,7 @@ fn another_heaps_collection_inside_a_collection_returns_zero() {
     let holder = heap.alloc(Node {
         next: RefCell::new(Some(kept_a.clone())),
         other: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     drop((kept_a, kept_b));
     // A cycle of the other heap referring into the first heap keeps
@@ -2692,7 +2677,7 @@ fn a_panicking_finalizer_is_contained() {
 #[derive(Trace)]
 struct PanicsOnDrop {
     me: RefCell<Option<Gc<PanicsOnDrop>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 impl Drop for PanicsOnDrop {
@@ -2710,7 +2695,7 @@ fn a_panicking_drop_during_teardown_is_contained() {
     let drops = Counter::default();
     let x = heap.alloc(PanicsOnDrop {
         me: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     *x.me.borrow_mut() = Some(x.clone());
     drop(x);
@@ -2753,7 +2738,7 @@ fn a_panicking_callback_is_contained() {
 struct PanicsInTrace {
     armed: Cell<bool>,
     me: RefCell<Option<Gc<PanicsInTrace>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 // SAFETY: visits its one handle (or panics, which the collector survives).
@@ -2776,7 +2761,7 @@ fn a_panicking_trace_impl_is_contained() {
     let x = heap.alloc(PanicsInTrace {
         armed: Cell::new(true),
         me: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     *x.me.borrow_mut() = Some(x.clone());
     let weak = Gc::downgrade(&x);
@@ -2796,7 +2781,7 @@ fn a_panicking_trace_impl_is_contained() {
 /// contract, and still memory-safe).
 struct DropsWhileTraced {
     partner: RefCell<Option<Gc<DropsWhileTraced>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 // SAFETY: deliberately wrong (drops a handle while tracing), which the
@@ -2820,11 +2805,11 @@ fn a_trace_impl_dropping_handles_is_memory_safe() {
     let drops = Counter::default();
     let a = heap.alloc(DropsWhileTraced {
         partner: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     let b = heap.alloc(DropsWhileTraced {
         partner: RefCell::new(Some(a.clone())),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     *a.partner.borrow_mut() = Some(b.clone());
     drop((a, b));
@@ -2874,7 +2859,7 @@ fn a_mutably_borrowed_refcell_keeps_its_object_reachable() {
 /// `Trace` that reports nothing although the value holds a handle.
 struct UnderReports {
     partner: RefCell<Option<Gc<Partner>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 // SAFETY: deliberately wrong (under-reports), which only leaks.
@@ -2885,7 +2870,7 @@ unsafe impl Trace for UnderReports {
 #[derive(Trace)]
 struct Partner {
     back: RefCell<Option<Gc<UnderReports>>>,
-    _probe: Probe,
+    _probe: DropCount,
 }
 
 /// An under-reporting `Trace` impl only leaks: its cycle is not collected
@@ -2896,11 +2881,11 @@ fn under_reporting_trace_leaks_without_harm() {
     let drops = Counter::default();
     let u = heap.alloc(UnderReports {
         partner: RefCell::new(None),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     let p = heap.alloc(Partner {
         back: RefCell::new(Some(u.clone())),
-        _probe: Probe(drops.clone()),
+        _probe: DropCount(drops.clone()),
     });
     *u.partner.borrow_mut() = Some(p.clone());
     let weak_u = Gc::downgrade(&u);

@@ -81,6 +81,12 @@ impl Drop for DropCount {
     }
 }
 
+// SAFETY: owns no `Gc`.
+unsafe impl rcgc::Trace for DropCount {
+    const MAY_CONTAIN_GC: bool = false;
+    fn trace(&self, _: &mut rcgc::Tracer<'_>) {}
+}
+
 /// A policy that does what it holds at every `Heap::checkpoint` and never
 /// collects on its own: a collection the test can place, which the heap
 /// treats as automatic (for tests).
