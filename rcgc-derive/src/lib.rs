@@ -804,7 +804,8 @@ fn self_reference(ty: &Type, name: &Ident, self_args: &str) -> SelfRef {
     found
 }
 
-/// Whether `ty` mentions the type being derived (`Self` or `name`) other
+/// Whether `ty` mentions the type being derived (`Self`, or `name` other
+/// than at the end of a std path, the rule of [`path_root`]) other
 /// than inside the generic arguments of a `Gc<...>` or `Weak<...>`, whose
 /// `FIXED_EDGES` constants do not depend on their referent type.
 fn mentions_outside_handles(ty: &Type, name: &Ident) -> bool {
@@ -814,7 +815,10 @@ fn mentions_outside_handles(ty: &Type, name: &Ident) -> bool {
         while i < tts.len() {
             match &tts[i] {
                 TokenTree::Group(g) if walk(g.stream(), name) => return true,
-                TokenTree::Ident(id) if id == "Self" || id == name => return true,
+                // `std::string::String` inside `struct String` is not it.
+                TokenTree::Ident(id) if id == "Self" || (id == name && path_root(&tts, i) != PathRoot::Std) => {
+                    return true
+                }
                 TokenTree::Ident(id) if id == "Gc" || id == "Weak" => {
                     if let Some((_, consumed)) = generic_args(&tts[i + 1..]) {
                         i += consumed;

@@ -243,7 +243,7 @@ const _: () = {
     assert!(!Expr::<GcNode>::ACYCLIC);
     assert!(OnlyWeak::ACYCLIC);
     assert!(no_prelude::Isolated::ACYCLIC);
-    assert!(!shadows::String::MAY_CONTAIN_GC && shadows::String::ACYCLIC);
+    assert!(!shadows::String::MAY_CONTAIN_GC && shadows::String::ACYCLIC && shadows::String::FIXED_EDGES);
     assert!(!shadows::Vec::<u8>::MAY_CONTAIN_GC && shadows::Vec::<u8>::ACYCLIC);
     assert!(shadows::Error::MAY_CONTAIN_GC && !shadows::Error::ACYCLIC);
     assert!(Node::MAY_CONTAIN_GC && !Node::ACYCLIC);
